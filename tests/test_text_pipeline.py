@@ -1,0 +1,63 @@
+"""The text-classification pipeline end to end on this machine, each task in its image's venv."""
+
+import json
+import subprocess
+
+import pytest
+
+from kfp_mlops import demo_data, local_runner
+from kfp_mlops.paths import PROJECT_ROOT
+
+CLI = str(PROJECT_ROOT / ".envs" / "authoring" / "bin" / "kfp-mlops")
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, cwd=PROJECT_ROOT)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    source = demo_data.write("tickets", root / "tickets.csv", rows=400, seed=1)
+    result = run_cli(
+        "run", "text_classification", "--local", "--pipeline-root", str(root),
+        "--param", f"source={source}", "--param", "base_model=tiny", "--param", "epochs=1",
+        "--param", "max_length=32",
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    run_dir = local_runner.latest_run_dir(root, "text-classification")
+    return result, {task.task: task for task in local_runner.run_outputs(run_dir)}
+
+
+def test_every_step_ran(finished_run):
+    _, tasks = finished_run
+    assert {"ingest", "validate", "train", "evaluate", "deploy"} <= set(tasks)
+
+
+def test_splits_carry_their_data_version(finished_run):
+    _, tasks = finished_run
+    train = tasks["ingest"].artifacts["train_data"]["metadata"]
+    assert train["rows"] > 250 and len(train["sha256"]) == 64
+
+
+def test_evaluation_reports_metrics_and_a_confusion_matrix(finished_run):
+    _, tasks = finished_run
+    metrics = tasks["evaluate"].artifacts["metrics"]["metadata"]
+    assert 0.0 <= metrics["accuracy"] <= 1.0
+    confusion = tasks["evaluate"].artifacts["classification_metrics"]["metadata"]["confusionMatrix"]
+    assert {c["name"] for c in confusion["annotationSpecs"]} <= set(demo_data.CATEGORIES)
+
+
+def test_the_served_model_answers_with_a_known_category(finished_run):
+    result, tasks = finished_run
+    prediction = json.loads(tasks["deploy"].parameters["prediction"])
+    assert prediction["predictions"][0]["label"] in demo_data.CATEGORIES
+    assert "prediction" in result.stdout  # the CLI's summary shows it
+
+
+def test_a_missing_input_file_fails_the_ingest_task_by_name(tmp_path):
+    missing = tmp_path / "nowhere.csv"
+    result = run_cli("run", "text_classification", "--local", "--pipeline-root", str(tmp_path), "--param", f"source={missing}")
+    assert result.returncode != 0
+    assert "ingest" in result.stderr and "FAILURE" in result.stderr
+    assert str(missing) in result.stdout + result.stderr
