@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -54,9 +55,17 @@ def image_venvs() -> Iterator[None]:
 
 
 def init(pipeline_root: Path = PIPELINE_ROOT, docker: bool = False) -> None:
-    """Configure kfp.local: image venvs by default, or the built images with Docker."""
+    """Configure kfp.local: image venvs by default, or the built images with Docker.
+
+    In Docker, tasks run as the calling user (not the images' own non-root user) so that the
+    outputs they write under the mounted pipeline root stay writable and removable by that user.
+    """
+    pipeline_root = pipeline_root.resolve()
     pipeline_root.mkdir(parents=True, exist_ok=True)
-    runner = local.DockerRunner() if docker else local.SubprocessRunner(use_venv=False)
+    if docker:
+        runner = local.DockerRunner(user=f"{os.getuid()}:{os.getgid()}", environment={"HOME": "/tmp"})
+    else:
+        runner = local.SubprocessRunner(use_venv=False)
     local.init(runner=runner, pipeline_root=str(pipeline_root), raise_on_error=True)
 
 
