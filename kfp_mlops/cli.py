@@ -94,6 +94,14 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
     print(f"wrote {args.rows} {args.family} rows to {path}")
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    """Replace this process with the KServe model server, running in the serve image's venv."""
+    python = str(envs.venv_python("serve"))
+    command = [python, "-m", "serving.server", "--model_dir", args.model, "--model_name", args.name, "--http_port", str(args.port)]
+    print(f"serving {args.model} as {args.name!r} on http://127.0.0.1:{args.port} (V1 and V2 protocols)", flush=True)
+    os.execv(python, command)
+
+
 def _run_locally(run, args: argparse.Namespace) -> None:
     from kfp_mlops import local_runner
 
@@ -163,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--namespace", help="profile namespace on multi-user Kubeflow")
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.set_defaults(func=cmd_submit)
+
+    p = commands.add_parser("serve", help="serve a trained model locally with the KServe model server")
+    p.add_argument("--model", required=True, help="model directory written by the train component")
+    p.add_argument("--name", default="text-classifier", help="model name in the V1/V2 URLs")
+    p.add_argument("--port", type=int, default=8080)
+    p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("demo-data", help="write a seeded demo data set (no download needed)")
     p.add_argument("family", choices=["tickets"], help="which data set")

@@ -51,7 +51,7 @@ def test_evaluation_reports_metrics_and_a_confusion_matrix(finished_run):
 def test_the_served_model_answers_with_a_known_category(finished_run):
     result, tasks = finished_run
     prediction = json.loads(tasks["deploy"].parameters["prediction"])
-    assert prediction["predictions"][0]["label"] in demo_data.CATEGORIES
+    assert prediction["label"] in demo_data.CATEGORIES and 0.0 < prediction["score"] <= 1.0
     assert "prediction" in result.stdout  # the CLI's summary shows it
 
 
