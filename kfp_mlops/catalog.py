@@ -7,6 +7,7 @@ Modules are imported on first use, after the CLI has set the registry prefix for
 from __future__ import annotations
 
 import importlib
+import re
 from functools import cache
 
 from kfp.dsl import base_component, graph_component, python_component
@@ -48,8 +49,9 @@ def component(name: str) -> python_component.PythonComponent:
 
 
 def description(item: base_component.BaseComponent) -> str:
-    text = item.component_spec.description or ""
-    return text.strip().splitlines()[0] if text.strip() else ""
+    """The first sentence of the docstring or pipeline description."""
+    first_paragraph = " ".join((item.component_spec.description or "").strip().split("\n\n")[0].split())
+    return re.split(r"(?<=[\w)])\. (?=[A-Z])", first_paragraph)[0].rstrip(".")
 
 
 def _lookup(items: dict, name: str, kind: str):

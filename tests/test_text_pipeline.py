@@ -45,7 +45,8 @@ def test_evaluation_reports_metrics_and_a_confusion_matrix(finished_run):
     metrics = tasks["evaluate"].artifacts["metrics"]["metadata"]
     assert 0.0 <= metrics["accuracy"] <= 1.0
     confusion = tasks["evaluate"].artifacts["classification_metrics"]["metadata"]["confusionMatrix"]
-    assert {c["name"] for c in confusion["annotationSpecs"]} <= set(demo_data.CATEGORIES)
+    assert {c["displayName"] for c in confusion["annotationSpecs"]} == set(demo_data.CATEGORIES)
+    assert sum(map(sum, (r["row"] for r in confusion["rows"]))) == metrics["test_rows"]
 
 
 def test_the_served_model_answers_with_a_known_category(finished_run):
