@@ -1,7 +1,7 @@
 """Local environments: one venv per runtime image, synced from the one uv lock.
 
 ``.envs/<image>`` holds exactly what the image's Dockerfile installs (``uv sync --frozen --extra <image>``)
-plus the dev group (pytest and test servers), and kfp without its dependencies for the task runtime,
+plus the dev group (pytest and test servers) and any test group of its own, and kfp without its dependencies for the task runtime,
 as the images have it. ``.envs/authoring`` is the host side: kfp, kfp-kubernetes and the CLI.
 """
 
@@ -20,6 +20,8 @@ from kfp_mlops.paths import ENVS_DIR, PROJECT_ROOT
 
 AUTHORING = "authoring"
 ENV_NAMES = (AUTHORING, *IMAGES)
+# Test-only dependency groups that only some environments can hold (see pyproject.toml).
+EXTRA_TEST_GROUPS = {"serve": ["serve-test"]}
 
 
 class LocalEnvError(RuntimeError):
@@ -67,7 +69,8 @@ def build(names: list[str] | None = None, *, log=print) -> None:
         started = time.monotonic()
         env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(venv_dir(name))}
         env.pop("VIRTUAL_ENV", None)
-        _run([uv, "sync", "--frozen", "--quiet", "--extra", name], env=env, cwd=PROJECT_ROOT)
+        groups = [arg for group in EXTRA_TEST_GROUPS.get(name, []) for arg in ("--group", group)]
+        _run([uv, "sync", "--frozen", "--quiet", "--extra", name, *groups], env=env, cwd=PROJECT_ROOT)
         if name != AUTHORING:
             # The KFP task runtime (kfp.dsl.executor_main under _KFP_RUNTIME=true) needs kfp's code only;
             # its dependencies (protobuf >= 6) would clash with this image's pins.
