@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -112,8 +113,14 @@ def _run_locally(run, args: argparse.Namespace) -> None:
         with local_runner.image_venvs():
             run()
     except RuntimeError as error:
-        # kfp.local raises "Task 'NAME' finished with status FAILURE" (or the pipeline's equivalent)
-        raise CommandError(f"local run failed: {error}") from None
+        raise CommandError(_failure_summary(str(error))) from None
+
+
+def _failure_summary(message: str) -> str:
+    """kfp.local's failure message, without its terminal colours, reduced to the failing task."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    task = re.search(r"(?:Inner task failed|Task): '([^']+)'", plain)
+    return f"task '{task.group(1)}' failed (its log is above)" if task else f"local run failed: {plain}"
 
 
 def _print_outputs(run_dir: Path | None) -> None:

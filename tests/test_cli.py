@@ -26,8 +26,13 @@ def test_list_prints_one_line_per_pipeline_and_component(capsys):
     assert "[data]" in ingest
 
 
-def test_compile_writes_yaml_with_the_chosen_registry(tmp_path, capsys):
-    assert cli.main(["compile", "text_classification", "--registry", "registry.example.com/ml", "--output-dir", str(tmp_path)]) == 0
+def test_compile_writes_yaml_with_the_chosen_registry(tmp_path):
+    # A fresh process: image references are fixed when component modules are first imported.
+    result = subprocess.run(
+        [CLI, "compile", "text_classification", "--registry", "registry.example.com/ml", "--output-dir", str(tmp_path)],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
     compiled = (tmp_path / "text_classification.yaml").read_text()
     assert "image: registry.example.com/ml/kfp-mlops-train:" in compiled
 
@@ -81,3 +86,18 @@ def test_demo_data_file_has_header_and_rows(tmp_path, capsys):
     assert cli.main(["demo-data", "tickets", "--out", str(out), "--rows", "25"]) == 0
     lines = out.read_text().splitlines()
     assert lines[0] == ",".join(demo_data.FIELDS) and len(lines) == 26
+
+
+def test_run_component_takes_parameters_and_artifact_paths(tmp_path, capsys):
+    source = demo_data.write("tickets", tmp_path / "tickets.csv", rows=300, seed=2)
+    root = tmp_path / "runs"
+    assert cli.main(["run-component", "ingest", "--local", "--pipeline-root", str(root),
+                     "--param", f"source={source}", "--param", "label_column=category"]) == 0
+    out = capsys.readouterr().out
+    train_path = next(line.split()[1] for line in out.splitlines() if line.split()[:1] == ["train_data"])
+    eval_path = next(line.split()[1] for line in out.splitlines() if line.split()[:1] == ["eval_data"])
+
+    # Artifact inputs come in through importers: validate reads the two Parquet files written above.
+    assert cli.main(["run-component", "validate", "--local", "--pipeline-root", str(root),
+                     "--param", f"train_data={train_path}", "--param", f"eval_data={eval_path}"]) == 0
+    assert "anomalies=0" in capsys.readouterr().out

@@ -56,9 +56,26 @@ def test_the_served_model_answers_with_a_known_category(finished_run):
     assert "prediction" in result.stdout  # the CLI's summary shows it
 
 
-def test_a_missing_input_file_fails_the_ingest_task_by_name(tmp_path):
-    missing = tmp_path / "nowhere.csv"
-    result = run_cli("run", "text_classification", "--local", "--pipeline-root", str(tmp_path), "--param", f"source={missing}")
+@pytest.mark.parametrize("case", ["missing file", "absent label column", "malformed row", "empty data set"])
+def test_bad_input_fails_the_ingest_task_naming_the_problem(case, tmp_path):
+    source = demo_data.write("tickets", tmp_path / "tickets.csv", rows=50, seed=1)
+    params = {"source": str(source)}
+    if case == "missing file":
+        params["source"] = expected = str(tmp_path / "nowhere.csv")
+    elif case == "absent label column":
+        params["label_column"] = expected = "priority"
+    elif case == "malformed row":
+        with source.open("a") as f:
+            f.write('T9,2026-01-01T00:00:00+00:00,email,free,"unterminated\n')
+        expected = "line 52"
+    else:
+        source.write_text(",".join(demo_data.FIELDS) + "\n")
+        expected = "no rows"
+    args = [arg for name, value in params.items() for arg in ("--param", f"{name}={value}")]
+    result = run_cli("run", "text_classification", "--local", "--pipeline-root", str(tmp_path / "runs"), *args)
     assert result.returncode != 0
-    assert "ingest" in result.stderr and "FAILURE" in result.stderr
-    assert str(missing) in result.stdout + result.stderr
+    assert result.stderr.splitlines()[-1] == "kfp-mlops run: task 'ingest' failed (its log is above)"
+    assert expected in result.stdout + result.stderr
+    # No step after ingest ran, so nothing downstream looks successful.
+    run_dir = local_runner.latest_run_dir(tmp_path / "runs", "text-classification")
+    assert not any(run_dir.glob("train/*")) and not (run_dir / "ingest" / "executor_output.json").exists()
