@@ -10,7 +10,9 @@ ENV PYTHONUNBUFFERED=1 \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     PATH=/opt/venv/bin:$PATH \
-    HF_HUB_OFFLINE=1
+    HF_HUB_OFFLINE=1 \
+    KFP_MLOPS_FEATURE_REPO=/opt/kfp-mlops/feature_repo \
+    KFP_MLOPS_FEATURE_STATE=/tmp/feast-state
 
 RUN test -n "$EXTRA" || (echo "build with --build-arg EXTRA=<data|validate|train|tune|serve|monitor>" && exit 1) \
  && pip install --no-cache-dir uv==${UV_VERSION} \
@@ -24,6 +26,7 @@ COPY kfp_mlops ./kfp_mlops
 COPY components ./components
 COPY pipelines ./pipelines
 COPY serving ./serving
+COPY feature_repo ./feature_repo
 RUN uv sync --frozen --no-dev --no-editable --extra ${EXTRA} \
  && uv pip install --python /opt/venv/bin/python --no-deps "kfp==$(python -c 'import tomllib; print(next(p["version"] for p in tomllib.load(open("uv.lock", "rb"))["package"] if p["name"] == "kfp"))')" \
  && rm -rf /root/.cache/uv

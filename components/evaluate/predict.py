@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import (
     AutoModelForSequenceClassification,
@@ -57,8 +58,8 @@ def load_classifier(model_dir: str | Path) -> Classifier:
 
 
 @torch.inference_mode()
-def predict_labels(classifier: Classifier, texts: Sequence[str], batch_size: int) -> list[str]:
-    """The predicted label name of each text, in input order.
+def predict_probabilities(classifier: Classifier, texts: Sequence[str], batch_size: int) -> np.ndarray:
+    """Class probabilities (softmax, float32) of each text: one row per text in input order, columns in label order.
 
     Texts are batched by length so each padded batch wastes little; each is truncated to
     ``classifier.max_length`` tokens (the train component saves its ``max_length`` as the tokenizer's).
@@ -66,7 +67,7 @@ def predict_labels(classifier: Classifier, texts: Sequence[str], batch_size: int
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     order = sorted(range(len(texts)), key=lambda index: len(texts[index]))
-    batch_predictions: list[torch.Tensor] = []
+    batch_probabilities: list[torch.Tensor] = []
     on_cuda = classifier.device.type == "cuda"
     autocast = torch.autocast(device_type=classifier.device.type, dtype=torch.bfloat16, enabled=on_cuda)
     for start in range(0, len(order), batch_size):
@@ -80,10 +81,8 @@ def predict_labels(classifier: Classifier, texts: Sequence[str], batch_size: int
         ).to(classifier.device)
         with autocast:
             logits = classifier.model(**encoded).logits
-        batch_predictions.append(logits.argmax(dim=-1))
-    if not batch_predictions:
-        return []
-    predicted_ids = [0] * len(texts)
-    for index, class_id in zip(order, torch.cat(batch_predictions).tolist()):  # one device sync, at the end
-        predicted_ids[index] = class_id
-    return [classifier.labels[class_id] for class_id in predicted_ids]
+        batch_probabilities.append(logits.float().softmax(dim=-1))
+    probabilities = np.zeros((len(texts), len(classifier.labels)), dtype=np.float32)
+    if batch_probabilities:
+        probabilities[order] = torch.cat(batch_probabilities).cpu().numpy()  # one device sync, at the end
+    return probabilities
