@@ -8,35 +8,30 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import httpx
-
+from components.deploy.smoke import DeployError, SmokeResult, send_smoke_request, v1_predict_url
 from serving.process import ServerProcess, ServerStartError
 
-SMOKE_TIMEOUT_S = 60.0
-
-
-class DeployError(RuntimeError):
-    """The model server did not start, or its smoke request failed; the message holds the evidence."""
+__all__ = ["DeployError", "DeployOutputs", "LocalDeployment", "deploy_locally", "serve_locally"]
 
 
 class DeployOutputs(NamedTuple):
     url: str
     prediction: str  # JSON of the smoke text's prediction: {"label": ..., "score": ..., "scores": {...}}
+    revision: str = ""  # the serving revision (KServe); empty for a local server
 
 
 class LocalDeployment:
     """A model server running on this machine, already smoke-tested; a context manager that stops it."""
 
-    def __init__(self, server: ServerProcess, request: dict, response: dict, latency_ms: float):
+    def __init__(self, server: ServerProcess, smoke: SmokeResult):
         self.server = server
-        self.request = request
-        self.response = response
-        self.latency_ms = latency_ms
+        self.request = smoke.request
+        self.response = smoke.response
+        self.latency_ms = smoke.latency_ms
 
     @property
     def url(self) -> str:
@@ -79,19 +74,11 @@ def serve_locally(
     except ServerStartError as error:
         raise DeployError(f"could not serve the model in {model_dir}: {error}") from error
     try:
-        request = {"instances": list(smoke_texts)}
-        started = time.perf_counter()
         try:
-            response = httpx.post(predict_url(server), json=request, timeout=SMOKE_TIMEOUT_S)
-        except httpx.HTTPError as error:
-            raise DeployError(f"smoke request to {predict_url(server)} failed: {error!r}") from error
-        latency_ms = (time.perf_counter() - started) * 1000
-        if not _is_smoke_success(response, len(smoke_texts)):
-            raise DeployError(
-                f"smoke request to {predict_url(server)} failed: HTTP {response.status_code} {response.text}\n"
-                f"last server log lines:\n{server.log_tail()}"
-            )
-        return LocalDeployment(server, request, response.json(), latency_ms)
+            smoke = send_smoke_request(predict_url(server), smoke_texts)
+        except DeployError as error:
+            raise DeployError(f"{error}\nlast server log lines:\n{server.log_tail()}") from error
+        return LocalDeployment(server, smoke)
     except BaseException:
         server.stop()
         raise
@@ -101,7 +88,7 @@ def deploy_locally(model_dir: str, report_path: str, model_name: str, smoke_text
     """Serve the model locally, smoke-test it with ``smoke_text``, write the Markdown report, stop the server."""
     with serve_locally(model_dir, model_name, [smoke_text]) as deployment:
         prediction = json.dumps(deployment.predictions[0])
-        _write_atomically(Path(report_path), smoke_report(deployment, model_dir))
+        write_atomically(Path(report_path), smoke_report(deployment, model_dir))
         return DeployOutputs(deployment.url, prediction)
 
 
@@ -132,24 +119,10 @@ def smoke_report(deployment: LocalDeployment, model_dir: str) -> str:
 
 
 def predict_url(server: ServerProcess) -> str:
-    return f"{server.url}/v1/models/{server.model_name}:predict"
+    return v1_predict_url(server.url, server.model_name)
 
 
-def _is_smoke_success(response: httpx.Response, expected_predictions: int) -> bool:
-    if response.status_code != 200:
-        return False
-    try:
-        predictions = response.json()["predictions"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    return (
-        isinstance(predictions, list)
-        and len(predictions) == expected_predictions
-        and all(isinstance(p, dict) and isinstance(p.get("label"), str) for p in predictions)
-    )
-
-
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".tmp")
     staging.write_text(text)
