@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from components.deploy.tests import crd_schema
+from kfp_mlops import crd_schema
 
 _COLLECTION = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/([^/]+)/inferenceservices$")
 _OBJECT = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/([^/]+)/inferenceservices/([^/]+)$")
@@ -163,7 +163,7 @@ class FakeKServeApi:
     def _refusal(self, obj: dict[str, Any], query: dict[str, list[str]]) -> tuple[int, Any] | None:
         if query.get("fieldValidation") != ["Strict"]:
             return _status(400, "BadRequest", "this fake expects fieldValidation=Strict")
-        if crd_schema.INFERENCE_SERVICE_CRD.exists() and (problems := crd_schema.errors(obj)):
+        if (crd_schema.CRD_DIR / crd_schema.INFERENCE_SERVICE_CRD).exists() and (problems := crd_schema.manifest_errors(obj, crd_schema.INFERENCE_SERVICE_CRD, "v1beta1")):
             return _status(422, "Invalid", "InferenceService is invalid: " + "; ".join(problems))
         return None
 

@@ -18,11 +18,11 @@ from components.deploy.inference_service import (
     merge_patch_between,
     update_patch,
 )
-from components.deploy.tests import crd_schema
+from kfp_mlops import crd_schema
 from components.deploy.tests.fake_kserve import apply_merge_patch
 
 needs_crds = pytest.mark.skipif(
-    not crd_schema.INFERENCE_SERVICE_CRD.exists(),
+    not (crd_schema.CRD_DIR / crd_schema.INFERENCE_SERVICE_CRD).exists(),
     reason=f"needs the upstream KServe CRDs at {crd_schema.CRD_DIR} (present in CI)",
 )
 
@@ -47,7 +47,7 @@ CONFIGS = {
 @needs_crds
 @pytest.mark.parametrize("config", CONFIGS.values(), ids=CONFIGS.keys())
 def test_every_built_manifest_passes_the_inference_service_crd(config):
-    assert crd_schema.errors(build_inference_service(config)) == []
+    assert crd_schema.manifest_errors(build_inference_service(config), crd_schema.INFERENCE_SERVICE_CRD, "v1beta1") == []
 
 
 @needs_crds
@@ -67,7 +67,7 @@ def test_the_schema_check_is_strict_a_typo_d_field_is_rejected(typo):
     for key in typo[:-1]:
         node = node[key]
     node[typo[-1]] = "1"
-    assert crd_schema.errors(manifest) == [
+    assert crd_schema.manifest_errors(manifest, crd_schema.INFERENCE_SERVICE_CRD, "v1beta1") == [
         f"{'.'.join(map(str, typo[:-1]))}: Additional properties are not allowed ('{typo[-1]}' was unexpected)"
     ]
 
@@ -77,7 +77,7 @@ def test_the_schema_check_rejects_bad_values_too():
     manifest = build_inference_service(BASE)
     manifest["spec"]["predictor"]["logger"] = {"mode": "everything", "url": "http://sink"}
     manifest["metadata"]["annotations"]["replicas"] = 3
-    assert crd_schema.errors(manifest) == [
+    assert crd_schema.manifest_errors(manifest, crd_schema.INFERENCE_SERVICE_CRD, "v1beta1") == [
         "metadata.annotations.replicas: 3 is not of type 'string'",
         "spec.predictor.logger.mode: 'everything' is not one of ['all', 'request', 'response']",
     ]

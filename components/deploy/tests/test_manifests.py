@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from components.deploy.inference_service import example_inference_service
-from components.deploy.tests import crd_schema
+from kfp_mlops import crd_schema
 from kfp_mlops import images
 from kfp_mlops.paths import PROJECT_ROOT
 
@@ -88,8 +88,8 @@ def test_the_example_inference_service_is_the_builders_output(monkeypatch):
 
 
 @pytest.mark.skipif(
-    not crd_schema.INFERENCE_SERVICE_CRD.exists(),
+    not (crd_schema.CRD_DIR / crd_schema.INFERENCE_SERVICE_CRD).exists(),
     reason=f"needs the KServe CRDs at {crd_schema.CRD_DIR} (present in CI)",
 )
 def test_the_example_inference_service_passes_the_crd():
-    assert crd_schema.errors(load(EXAMPLE)) == []
+    assert crd_schema.manifest_errors(load(EXAMPLE), crd_schema.INFERENCE_SERVICE_CRD, "v1beta1") == []

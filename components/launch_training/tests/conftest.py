@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from components.launch_training.manifests import TrainingJobSpec
-from components.launch_training.tests.crd_schema import load_crd
+from kfp_mlops.crd_schema import load_crd
 from kfp_mlops.paths import PROJECT_ROOT
 
 CRD_FILES = {

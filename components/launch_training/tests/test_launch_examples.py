@@ -8,7 +8,7 @@ from kubernetes import client
 from pydantic import ValidationError
 
 from components.launch_training.examples import EXAMPLES_DIR, render_examples
-from components.launch_training.tests.crd_schema import crd_validator, errors
+from kfp_mlops.crd_schema import crd_validator, errors
 
 RBAC_TYPES = {"ServiceAccount": client.V1ServiceAccount, "Role": client.V1Role, "RoleBinding": client.V1RoleBinding}
 GENERATED_FILES = [

@@ -15,7 +15,7 @@ from components.launch_training.manifests import (
     resolve_storage,
     trainjob_manifest,
 )
-from components.launch_training.tests.crd_schema import cel_rules, crd_validator, errors
+from kfp_mlops.crd_schema import cel_rules, crd_validator, errors
 
 KINDS = ["trainjob", "pytorchjob"]
 

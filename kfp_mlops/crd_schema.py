@@ -13,10 +13,14 @@
 
 Not evaluated: ``x-kubernetes-validations`` (CEL rules) and admission webhooks. :func:`cel_rules` lists the
 CEL rules on the paths an object sets, so a test can check that none of them applies.
+
+The schemas are the upstream CRDs in ``../shared/crds`` beside the checkout (see its README); tests that
+need them skip, saying so, where that folder is absent. Imported by tests only (jsonschema is a dev dependency).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,11 @@ from typing import Any
 import jsonschema
 import yaml
 from jsonschema import Draft7Validator, FormatChecker, ValidationError
+
+from kfp_mlops.paths import PROJECT_ROOT
+
+CRD_DIR = PROJECT_ROOT.parent / "shared" / "crds"
+INFERENCE_SERVICE_CRD = "serving.kserve.io_inferenceservices.yaml"
 
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _OBJECT_META = {
@@ -37,6 +46,11 @@ _OBJECT_META = {
         "namespace": {"type": "string", "maxLength": 63, "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
         "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+        # set by the API server on objects it returns
+        "generation": {"type": "integer"},
+        "resourceVersion": {"type": "string"},
+        "uid": {"type": "string"},
+        "creationTimestamp": {"type": "string"},
     },
     "required": ["name"],
     "additionalProperties": False,
@@ -109,6 +123,17 @@ def crd_validator(crd: dict[str, Any], version: str) -> Draft7Validator:
     schema["properties"]["metadata"] = _OBJECT_META
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
     return _KubernetesValidator(schema, format_checker=_FORMATS)
+
+
+@functools.cache
+def validator_for(crd_file: str, version: str) -> Draft7Validator:
+    """The validator for one of the CRDs in :data:`CRD_DIR`, parsed once per process."""
+    return crd_validator(load_crd(CRD_DIR / crd_file), version)
+
+
+def manifest_errors(manifest: Any, crd_file: str, version: str) -> list[str]:
+    """Every violation of ``manifest`` against ``CRD_DIR / crd_file`` at ``version`` (empty when valid)."""
+    return errors(validator_for(crd_file, version), manifest)
 
 
 def errors(validator: Draft7Validator, instance: Any) -> list[str]:
