@@ -1,0 +1,552 @@
+"""One hyperparameter search space in Katib's vocabulary, shared by the Katib and the local (Optuna) backends.
+
+Pure Python (no third-party imports), so it loads in both the ``tune`` and the ``train`` image. A search
+space is the part of a Katib ``ExperimentSpec`` that says what to search and how::
+
+    {"objective": {"type": "maximize", "objectiveMetricName": "eval_accuracy", "goal": 0.99,
+                   "additionalMetricNames": ["eval_loss"]},
+     "algorithm": {"algorithmName": "tpe", "algorithmSettings": [{"name": "n_startup_trials", "value": "5"}]},
+     "parameters": [{"name": "learning_rate", "parameterType": "double",
+                     "feasibleSpace": {"min": "1e-5", "max": "1e-3", "distribution": "logUniform"}}],
+     "maxTrialCount": 12, "parallelTrialCount": 3, "maxFailedTrialCount": 3,
+     "earlyStopping": {"algorithmName": "medianstop",
+                       "algorithmSettings": [{"name": "min_trials_required", "value": "3"}]}}
+
+:func:`parse_search_space` enforces Katib's admission-webhook rules for these fields, plus the checks
+Katib's suggestion services would only fail on later (numbers that parse, ``min < max``, a step for
+every ``double`` of a grid, two continuous parameters for CMA-ES) and the fit with the text trainer:
+parameter names are ``TrainConfig`` fields and the objective is a metric the trainer prints.
+Every error names its field, e.g. ``parameters[1].feasibleSpace.min``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+PARAMETER_TYPES = ("int", "double", "categorical", "discrete")
+DISTRIBUTIONS = ("uniform", "logUniform", "normal", "logNormal")
+OBJECTIVE_TYPES = ("maximize", "minimize")
+ALGORITHMS = ("random", "grid", "bayesianoptimization", "tpe", "multivariate-tpe", "cmaes")
+EARLY_STOPPING_ALGORITHMS = ("medianstop",)
+# Katib's medianstop defaults (pkg/earlystopping/v1beta1/medianstop).
+MEDIANSTOP_DEFAULTS = {"min_trials_required": 3, "start_step": 4}
+
+# The text trainer's tunable TrainConfig fields and their JSON types (components/train/text_trainer.py).
+TRAINER_PARAMETERS: dict[str, str] = {
+    "learning_rate": "float",
+    "warmup_ratio": "float",
+    "batch_size": "int",
+    "epochs": "int",
+    "max_steps": "int",
+    "max_length": "int",
+    "seed": "int",
+    "base_model": "str",
+}
+# Every other TrainConfig field a caller may fix for all trials (the paths and model_dir are set per trial).
+TRAINER_SETTINGS: dict[str, str] = {
+    **TRAINER_PARAMETERS,
+    "text_column": "str",
+    "label_column": "str",
+    "num_threads": "int",
+}
+# The metrics the trainer prints each epoch as name=value lines, with the direction that makes them better.
+TRAINER_METRICS: dict[str, str] = {
+    "eval_accuracy": "max",
+    "eval_macro_f1": "max",
+    "eval_loss": "min",
+    "train_loss": "min",
+}
+
+_TOP_LEVEL_FIELDS = (
+    "parameters",
+    "objective",
+    "algorithm",
+    "earlyStopping",
+    "maxTrialCount",
+    "parallelTrialCount",
+    "maxFailedTrialCount",
+)
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
+_JSON_INTEGER = re.compile(r"-?(?:0|[1-9]\d*)")
+
+Value = int | float | str
+
+
+class SearchSpaceError(ValueError):
+    """An invalid search space; the message lists every problem, each with its field path."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One hyperparameter. Bounds and list entries are strings, as in Katib's ``feasibleSpace``."""
+
+    name: str
+    parameter_type: str
+    min: str | None = None
+    max: str | None = None
+    step: str | None = None
+    values: tuple[str, ...] = ()
+    distribution: str | None = None
+
+    @property
+    def trainer_type(self) -> str:
+        """``"int"``, ``"float"`` or ``"str"``: the JSON type of the TrainConfig field it sets."""
+        return TRAINER_PARAMETERS[self.name]
+
+    @property
+    def is_log(self) -> bool:
+        return self.distribution in ("logUniform", "logNormal")
+
+    def typed(self, text: str) -> Value:
+        """A value as Katib or a list gives it (a string), converted to the trainer field's type."""
+        if self.trainer_type == "str":
+            return text
+        number = float(text)
+        if self.trainer_type == "int":
+            if not number.is_integer():
+                raise ValueError(f"parameter {self.name!r} needs an integer, got {text!r}")
+            return int(number)
+        return number
+
+    def choices(self) -> list[Value]:
+        """The typed list of a ``categorical`` or ``discrete`` parameter."""
+        return [self.typed(value) for value in self.values]
+
+    def grid(self) -> list[Value]:
+        """Every value a grid search visits: the list, or ``min, min+step, ... <= max``."""
+        if self.values:
+            return self.choices()
+        low, high = float(self.min), float(self.max)  # type: ignore[arg-type]
+        step = float(self.step) if self.step else 1.0
+        count = math.floor((high - low) / step + 1e-9) + 1
+        points = [low + index * step for index in range(count)]
+        if self.parameter_type == "int":
+            return [int(round(point)) for point in points]
+        return [round(point, 12) for point in points]
+
+    def to_katib(self) -> dict[str, Any]:
+        space: dict[str, Any] = {}
+        for key in ("min", "max", "step", "distribution"):
+            if getattr(self, key) is not None:
+                space[key] = getattr(self, key)
+        if self.values:
+            space["list"] = list(self.values)
+        return {"name": self.name, "parameterType": self.parameter_type, "feasibleSpace": space}
+
+
+@dataclass(frozen=True)
+class Objective:
+    type: str
+    objective_metric_name: str
+    additional_metric_names: tuple[str, ...] = ()
+    goal: float | None = None
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return (self.objective_metric_name, *self.additional_metric_names)
+
+    def strategies(self) -> dict[str, str]:
+        """How a trial's per-epoch values become one value: ``"max"`` or ``"min"``, per metric.
+
+        The objective follows the objective type (as Katib's default does); the other metrics take the
+        direction that makes them better, so a maximised accuracy reports the lowest loss seen.
+        """
+        objective = {self.objective_metric_name: "max" if self.type == "maximize" else "min"}
+        return objective | {name: TRAINER_METRICS[name] for name in self.additional_metric_names}
+
+    def is_better(self, value: float, than: float) -> bool:
+        return value > than if self.type == "maximize" else value < than
+
+    def reached(self, value: float) -> bool:
+        """Whether ``value`` meets the goal (never, without a goal)."""
+        if self.goal is None:
+            return False
+        return value >= self.goal if self.type == "maximize" else value <= self.goal
+
+    def to_katib(self) -> dict[str, Any]:
+        objective: dict[str, Any] = {"type": self.type}
+        if self.goal is not None:
+            objective["goal"] = self.goal
+        objective["objectiveMetricName"] = self.objective_metric_name
+        if self.additional_metric_names:
+            objective["additionalMetricNames"] = list(self.additional_metric_names)
+        objective["metricStrategies"] = [{"name": name, "value": value} for name, value in self.strategies().items()]
+        return objective
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A suggestion or early-stopping algorithm with Katib's string-valued settings."""
+
+    name: str
+    settings: tuple[tuple[str, str], ...] = ()
+
+    def setting(self, name: str) -> str | None:
+        return dict(self.settings).get(name)
+
+    def to_katib(self) -> dict[str, Any]:
+        algorithm: dict[str, Any] = {"algorithmName": self.name}
+        if self.settings:
+            algorithm["algorithmSettings"] = [{"name": name, "value": value} for name, value in self.settings]
+        return algorithm
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    parameters: tuple[Parameter, ...]
+    objective: Objective
+    algorithm: Algorithm
+    max_trial_count: int
+    parallel_trial_count: int
+    max_failed_trial_count: int
+    early_stopping: Algorithm | None = None
+
+    def parameter(self, name: str) -> Parameter:
+        return next(parameter for parameter in self.parameters if parameter.name == name)
+
+    def typed(self, assignments: Mapping[str, str]) -> dict[str, Value]:
+        """Katib's string assignments as trainer-typed values, in the search space's parameter order."""
+        return {p.name: p.typed(assignments[p.name]) for p in self.parameters if p.name in assignments}
+
+    def medianstop(self) -> tuple[int, int]:
+        """``(min_trials_required, start_step)`` of the medianstop early stopping."""
+        assert self.early_stopping is not None
+        return tuple(  # type: ignore[return-value]
+            int(self.early_stopping.setting(name) or default) for name, default in MEDIANSTOP_DEFAULTS.items()
+        )
+
+    def to_katib_spec(self) -> dict[str, Any]:
+        """These fields of a Katib ``ExperimentSpec`` (everything but the trial template)."""
+        spec: dict[str, Any] = {
+            "objective": self.objective.to_katib(),
+            "algorithm": self.algorithm.to_katib(),
+        }
+        if self.early_stopping:
+            spec["earlyStopping"] = self.early_stopping.to_katib()
+        spec["parameters"] = [parameter.to_katib() for parameter in self.parameters]
+        spec["maxTrialCount"] = self.max_trial_count
+        spec["parallelTrialCount"] = self.parallel_trial_count
+        spec["maxFailedTrialCount"] = self.max_failed_trial_count
+        return spec
+
+
+def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
+    """A :class:`SearchSpace` from a JSON object (text) or a mapping; raises :class:`SearchSpaceError`.
+
+    Numbers are accepted where Katib wants strings (``"min": 1e-5``) and converted.
+    ``parallelTrialCount`` defaults to ``min(3, maxTrialCount)`` (Katib's default is 3) and
+    ``maxFailedTrialCount`` to ``maxTrialCount`` (no early failure); ``maxTrialCount`` is required.
+    """
+    if isinstance(source, str):
+        try:
+            source = json.loads(source)
+        except json.JSONDecodeError as error:
+            raise SearchSpaceError(f"search space is not valid JSON: {error}") from error
+    if not isinstance(source, Mapping):
+        raise SearchSpaceError(f"search space must be a JSON object, got {type(source).__name__}")
+    checker = _Checker()
+    space = checker.search_space(source)
+    if checker.problems:
+        raise SearchSpaceError("invalid search space:\n" + "\n".join(f"- {p}" for p in checker.problems))
+    assert space is not None
+    return space
+
+
+class _Checker:
+    """Collects every problem instead of stopping at the first, so one error message lists them all."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def search_space(self, source: Mapping[str, Any]) -> SearchSpace | None:
+        for key in source:
+            if key not in _TOP_LEVEL_FIELDS:
+                self.fail(str(key), f"unknown field; known fields: {', '.join(_TOP_LEVEL_FIELDS)}")
+        max_trials = self.count(source, "maxTrialCount", minimum=1, default=None)
+        parallel = self.count(source, "parallelTrialCount", minimum=1, default=min(3, max_trials or 3))
+        max_failed = self.count(source, "maxFailedTrialCount", minimum=0, default=max_trials or 0)
+        if max_trials is not None:
+            if parallel is not None and parallel > max_trials:
+                self.fail("parallelTrialCount", f"{parallel} must not exceed maxTrialCount ({max_trials})")
+            if max_failed is not None and max_failed > max_trials:
+                self.fail("maxFailedTrialCount", f"{max_failed} must not exceed maxTrialCount ({max_trials})")
+        parameters = self.parameters(source.get("parameters"))
+        objective = self.objective(source.get("objective"))
+        algorithm = self.algorithm(source.get("algorithm"), "algorithm", ALGORITHMS)
+        early_stopping = None
+        if source.get("earlyStopping") is not None:
+            early_stopping = self.algorithm(source["earlyStopping"], "earlyStopping", EARLY_STOPPING_ALGORITHMS)
+            if early_stopping is not None:
+                self.medianstop_settings(early_stopping)
+        if parameters and algorithm is not None:
+            self.fits_algorithm(parameters, algorithm, max_trials)
+        if self.problems or max_trials is None or parallel is None or max_failed is None:
+            return None
+        assert objective is not None and algorithm is not None
+        return SearchSpace(tuple(parameters), objective, algorithm, max_trials, parallel, max_failed, early_stopping)
+
+    def count(self, source: Mapping[str, Any], key: str, *, minimum: int, default: int | None) -> int | None:
+        value = source.get(key, default)
+        if value is None:
+            self.fail(key, "is required")
+            return None
+        if not _is_int(value):
+            self.fail(key, f"must be an integer, got {value!r}")
+            return None
+        if value < minimum:
+            self.fail(key, f"must be at least {minimum}, got {value}")
+            return None
+        return value
+
+    def parameters(self, source: Any) -> list[Parameter]:
+        if not isinstance(source, list) or not source:
+            self.fail("parameters", "must be a non-empty list (Katib needs spec.parameters or spec.nasConfig)")
+            return []
+        parameters: list[Parameter] = []
+        seen: set[str] = set()
+        for index, item in enumerate(source):
+            path = f"parameters[{index}]"
+            if not isinstance(item, Mapping):
+                self.fail(path, "must be an object with name, parameterType and feasibleSpace")
+                continue
+            parameter = self.parameter(item, path)
+            if parameter is None:
+                continue
+            if parameter.name in seen:
+                self.fail(f"{path}.name", f"{parameter.name!r} is given twice")
+                continue
+            seen.add(parameter.name)
+            parameters.append(parameter)
+        return parameters
+
+    def parameter(self, item: Mapping[str, Any], path: str) -> Parameter | None:
+        for key in item:
+            if key not in ("name", "parameterType", "feasibleSpace"):
+                self.fail(f"{path}.{key}", "unknown field; known fields: name, parameterType, feasibleSpace")
+        name, kind, space = item.get("name"), item.get("parameterType"), item.get("feasibleSpace")
+        problems = len(self.problems)
+        if not isinstance(name, str) or not name:
+            self.fail(f"{path}.name", "is required")
+        elif name not in TRAINER_PARAMETERS:
+            self.fail(
+                f"{path}.name", f"{name!r} is not a tunable trainer field; use one of {', '.join(TRAINER_PARAMETERS)}"
+            )
+        if kind not in PARAMETER_TYPES:
+            self.fail(f"{path}.parameterType", f"{kind!r} is not one of {', '.join(PARAMETER_TYPES)}")
+        if not isinstance(space, Mapping) or not space:
+            self.fail(f"{path}.feasibleSpace", "is required")
+            return None
+        for key in space:
+            if key not in ("min", "max", "step", "list", "distribution"):
+                self.fail(
+                    f"{path}.feasibleSpace.{key}", "unknown field; known fields: min, max, step, list, distribution"
+                )
+        if len(self.problems) > problems:
+            return None
+        fields = {
+            key: self.text(space[key], f"{path}.feasibleSpace.{key}") for key in ("min", "max", "step") if key in space
+        }
+        distribution = space.get("distribution")
+        if distribution is not None and distribution not in DISTRIBUTIONS:
+            self.fail(
+                f"{path}.feasibleSpace.distribution", f"{distribution!r} is not one of {', '.join(DISTRIBUTIONS)}"
+            )
+        values: tuple[str, ...] = ()
+        if kind in ("int", "double"):
+            if "list" in space:
+                self.fail(f"{path}.feasibleSpace.list", f"is not allowed for parameterType {kind}")
+            for key in ("min", "max"):
+                if key not in space:
+                    self.fail(f"{path}.feasibleSpace.{key}", f"is required for parameterType {kind}")
+        else:
+            for key in ("min", "max", "step"):
+                if key in space:
+                    self.fail(f"{path}.feasibleSpace.{key}", f"is not allowed for parameterType {kind}")
+            values = self.value_list(space.get("list"), f"{path}.feasibleSpace.list")
+        if len(self.problems) > problems:
+            return None
+        parameter = Parameter(name, kind, values=values, distribution=distribution, **fields)
+        self.fits_trainer(parameter, path)
+        return parameter if len(self.problems) == problems else None
+
+    def text(self, value: Any, path: str) -> str | None:
+        if isinstance(value, str):
+            return value
+        if _is_number(value):
+            return repr(value)
+        self.fail(path, f"must be a string or a number, got {value!r}")
+        return None
+
+    def value_list(self, source: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(source, list) or not source:
+            self.fail(path, "must be a non-empty list")
+            return ()
+        values = tuple(self.text(value, f"{path}[{index}]") or "" for index, value in enumerate(source))
+        duplicates = sorted({value for value in values if values.count(value) > 1})
+        if duplicates:
+            self.fail(path, f"repeats {duplicates}")
+        return values
+
+    def fits_trainer(self, p: Parameter, path: str) -> None:
+        """Bounds that parse and make a range, and values of the type the trainer field takes."""
+        space = f"{path}.feasibleSpace"
+        if p.trainer_type == "str":
+            if p.parameter_type != "categorical":
+                self.fail(
+                    f"{path}.parameterType", f"{p.name} is a string field: use categorical, not {p.parameter_type}"
+                )
+            for index, value in enumerate(p.values):
+                # The value is substituted into a JSON string of the trial's command line.
+                if not value or any(char in value for char in '"\\') or not value.isprintable():
+                    self.fail(
+                        f"{space}.list[{index}]",
+                        f"{value!r} must be non-empty, printable, without quotes or backslashes",
+                    )
+            return
+        if p.parameter_type == "double" and p.trainer_type == "int":
+            self.fail(f"{path}.parameterType", f"{p.name} is an integer field: use int or discrete, not double")
+            return
+        pattern = _JSON_INTEGER if p.trainer_type == "int" else _JSON_NUMBER
+        kind = "an integer" if p.trainer_type == "int" else "a number"
+        for index, value in enumerate(p.values):
+            # A numeric list value is substituted unquoted into JSON, so it must be a JSON number literal.
+            if not pattern.fullmatch(value):
+                self.fail(f"{space}.list[{index}]", f"{value!r} must be {kind} (JSON syntax) for {p.name}")
+        if p.parameter_type not in ("int", "double"):
+            return
+        bound_pattern = _JSON_INTEGER if p.parameter_type == "int" else _JSON_NUMBER
+        bound_kind = "an integer" if p.parameter_type == "int" else "a number"
+        bounds: dict[str, float] = {}
+        for key in ("min", "max", "step"):
+            text = getattr(p, key)
+            if text is None:
+                continue
+            if not bound_pattern.fullmatch(text):
+                self.fail(f"{space}.{key}", f"{text!r} must be {bound_kind}")
+            else:
+                bounds[key] = float(text)
+        if "min" in bounds and "max" in bounds and bounds["min"] >= bounds["max"]:
+            self.fail(f"{space}.max", f"{p.max} must be greater than min ({p.min})")
+        if "step" in bounds and bounds["step"] <= 0:
+            self.fail(f"{space}.step", f"{p.step} must be positive")
+        if p.is_log and "min" in bounds and bounds["min"] <= 0:
+            self.fail(f"{space}.min", f"{p.min} must be positive for distribution {p.distribution}")
+
+    def objective(self, source: Any) -> Objective | None:
+        if not isinstance(source, Mapping):
+            self.fail("objective", "is required (type and objectiveMetricName)")
+            return None
+        known = ("type", "goal", "objectiveMetricName", "additionalMetricNames")
+        for key in source:
+            if key not in known:
+                self.fail(f"objective.{key}", f"unknown field; known fields: {', '.join(known)}")
+        kind, name = source.get("type"), source.get("objectiveMetricName")
+        problems = len(self.problems)
+        if kind not in OBJECTIVE_TYPES:
+            self.fail("objective.type", f"{kind!r} is not one of {', '.join(OBJECTIVE_TYPES)}")
+        if not isinstance(name, str) or not name:
+            self.fail("objective.objectiveMetricName", "is required")
+        elif name not in TRAINER_METRICS:
+            self.fail(
+                "objective.objectiveMetricName",
+                f"{name!r} is not a trainer metric; use one of {', '.join(TRAINER_METRICS)}",
+            )
+        goal = source.get("goal")
+        if goal is not None and not _is_number(goal):
+            self.fail("objective.goal", f"must be a number, got {goal!r}")
+        default_additional = [metric for metric in TRAINER_METRICS if metric.startswith("eval_") and metric != name]
+        additional = source.get("additionalMetricNames", default_additional)
+        if not isinstance(additional, list) or not all(isinstance(metric, str) for metric in additional):
+            self.fail("objective.additionalMetricNames", "must be a list of metric names")
+            additional = []
+        for index, metric in enumerate(additional):
+            if metric == name:
+                self.fail(f"objective.additionalMetricNames[{index}]", f"repeats the objective metric {name!r}")
+            elif metric not in TRAINER_METRICS:
+                self.fail(f"objective.additionalMetricNames[{index}]", f"{metric!r} is not a trainer metric")
+            elif additional.index(metric) != index:
+                self.fail(f"objective.additionalMetricNames[{index}]", f"{metric!r} is given twice")
+        if len(self.problems) > problems:
+            return None
+        return Objective(kind, name, tuple(additional), None if goal is None else float(goal))
+
+    def algorithm(self, source: Any, path: str, known: Sequence[str]) -> Algorithm | None:
+        if not isinstance(source, Mapping):
+            self.fail(path, "is required (algorithmName)")
+            return None
+        for key in source:
+            if key not in ("algorithmName", "algorithmSettings"):
+                self.fail(f"{path}.{key}", "unknown field; known fields: algorithmName, algorithmSettings")
+        name = source.get("algorithmName")
+        problems = len(self.problems)
+        if name not in known:
+            self.fail(f"{path}.algorithmName", f"{name!r} is not one of {', '.join(known)}")
+        settings: list[tuple[str, str]] = []
+        raw_settings = source.get("algorithmSettings", [])
+        if not isinstance(raw_settings, list):
+            self.fail(f"{path}.algorithmSettings", "must be a list of {name, value} objects")
+            raw_settings = []
+        for index, setting in enumerate(raw_settings):
+            setting_path = f"{path}.algorithmSettings[{index}]"
+            if not isinstance(setting, Mapping) or not isinstance(setting.get("name"), str) or not setting["name"]:
+                self.fail(setting_path, "must be an object with a name and a value")
+                continue
+            value = self.text(setting.get("value"), f"{setting_path}.value")
+            if any(setting["name"] == existing for existing, _ in settings):
+                self.fail(f"{setting_path}.name", f"{setting['name']!r} is given twice")
+            elif value is not None:
+                settings.append((setting["name"], value))
+        if len(self.problems) > problems:
+            return None
+        return Algorithm(name, tuple(settings))
+
+    def medianstop_settings(self, early_stopping: Algorithm) -> None:
+        for index, (name, value) in enumerate(early_stopping.settings):
+            path = f"earlyStopping.algorithmSettings[{index}]"
+            if name not in MEDIANSTOP_DEFAULTS:
+                self.fail(f"{path}.name", f"{name!r} is not a medianstop setting; use {', '.join(MEDIANSTOP_DEFAULTS)}")
+            elif not _JSON_INTEGER.fullmatch(value) or int(value) < 1:
+                self.fail(f"{path}.value", f"{name} must be a positive integer, got {value!r}")
+
+    def fits_algorithm(self, parameters: Sequence[Parameter], algorithm: Algorithm, max_trials: int | None) -> None:
+        if algorithm.name == "grid":
+            for index, p in enumerate(parameters):
+                if p.parameter_type == "double" and p.step is None:
+                    self.fail(
+                        f"parameters[{index}].feasibleSpace.step", "is required for a double parameter of a grid search"
+                    )
+            if not self.problems and max_trials is not None:
+                combinations = math.prod(len(p.grid()) for p in parameters)
+                if max_trials > combinations:
+                    self.fail("maxTrialCount", f"{max_trials} exceeds the {combinations} points of the grid")
+        if algorithm.name == "cmaes" and sum(p.parameter_type in ("int", "double") for p in parameters) < 2:
+            self.fail("algorithm.algorithmName", "cmaes needs at least two int or double parameters")
+
+
+def check_trainer_settings(settings: Mapping[str, Any]) -> None:
+    """Raise :class:`SearchSpaceError` unless every setting is a TrainConfig field given a value of its type."""
+    problems = []
+    for name, value in settings.items():
+        kind = TRAINER_SETTINGS.get(name)
+        if kind is None:
+            problems.append(f"{name}: not a trainer setting; known settings: {', '.join(TRAINER_SETTINGS)}")
+        elif not {"str": isinstance(value, str), "int": _is_int(value), "float": _is_number(value)}[kind]:
+            problems.append(f"{name}: must be {kind}, got {value!r}")
+    if problems:
+        raise SearchSpaceError("invalid trainer settings:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

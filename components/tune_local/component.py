@@ -1,0 +1,65 @@
+"""KFP definition of tune_local (image `train`); the logic is in optuna_search.py."""
+
+from kfp import dsl
+from kfp.dsl import HTML, Dataset, Input, Metrics, Output, OutputPath
+
+from kfp_mlops.images import image
+
+
+@dsl.component(base_image=image("train"), install_kfp_package=False)
+def tune_local(
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    metrics: Output[Metrics],
+    trials: Output[HTML],
+    best_parameters: OutputPath(str),
+    search_space: str,
+    text_column: str = "text",
+    label_column: str = "label",
+    base_model: str = "minilm",
+    epochs: int = 3,
+    batch_size: int = 32,
+    learning_rate: float = 5e-5,
+    max_length: int = 64,
+    max_steps: int = -1,
+    warmup_ratio: float = 0.1,
+    seed: int = 42,
+    timeout_seconds: int = 7200,
+    threads_per_trial: int = 0,
+):
+    """Tune the text trainer's hyperparameters with Optuna inside this task: each trial is a real training run.
+
+    search_space is a JSON object in Katib's vocabulary (parameters, objective, algorithm, maxTrialCount,
+    parallelTrialCount, maxFailedTrialCount, earlyStopping), the same as for the Katib-backed tune
+    component; parallelTrialCount trials run at once as processes, and medianstop becomes median pruning
+    per epoch. The other training parameters are fixed for every trial. best_parameters is a JSON object of
+    the best trial's values, keyed by parameter name; metrics holds its metrics and the trial counts;
+    trials is an HTML table of every trial.
+    """
+    from components.tune_local.optuna_search import run_tune_local
+
+    settings = {
+        "text_column": text_column,
+        "label_column": label_column,
+        "base_model": base_model,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "max_length": max_length,
+        "max_steps": max_steps,
+        "warmup_ratio": warmup_ratio,
+        "seed": seed,
+    }
+    logged = run_tune_local(
+        search_space=search_space,
+        train_path=train_data.path,
+        eval_path=eval_data.path,
+        settings=settings,
+        trials_html_path=trials.path,
+        best_parameters_path=best_parameters,
+        seed=seed,
+        timeout_seconds=timeout_seconds,
+        threads_per_trial=threads_per_trial,
+    )
+    for name, value in logged.items():
+        metrics.log_metric(name, value)
