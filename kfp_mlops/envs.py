@@ -20,8 +20,8 @@ from kfp_mlops.paths import ENVS_DIR, PROJECT_ROOT
 
 AUTHORING = "authoring"
 ENV_NAMES = (AUTHORING, *IMAGES)
-# Test-only dependency groups that only some environments can hold (see pyproject.toml).
-EXTRA_TEST_GROUPS = {"serve": ["serve-test"]}
+# Test and benchmark dependency groups that only some environments can hold (see pyproject.toml).
+EXTRA_TEST_GROUPS = {"serve": ["serve-test"], "train": ["train-bench"]}
 
 
 class LocalEnvError(RuntimeError):

@@ -24,17 +24,28 @@ def train(
     warmup_ratio: float = 0.1,
     seed: int = 42,
     num_threads: int = 0,
+    num_processes: int = 0,
+    gradient_accumulation_steps: int = 1,
+    precision: str = "auto",
+    compile: bool = False,
+    checkpoint_every: int = 0,
+    checkpoint_dir: str = "",
+    early_stopping_patience: int = 0,
+    early_stopping_metric: str = "eval_loss",
 ):
     """Fine-tune a text classifier on Parquet train/eval splits (text and label columns) with a plain torch loop.
 
     base_model is "minilm" (packaged MiniLM-L6 weights), "tiny" (a random two-layer BERT, for tests) or a
-    local Hugging Face model directory. The model output is a Hugging Face directory (safetensors, tokenizer,
-    id2label/label2id, label_map.json); metrics holds the final eval loss, accuracy and macro F1 and the
-    training throughput; curves plots train loss per step and eval metrics per epoch.
+    local Hugging Face model directory. Data-parallel over every visible GPU (torchrun, NCCL), or over
+    num_processes CPU processes (gloo); batch_size is the global batch. With checkpoint_every > 0 a restarted
+    task resumes from its latest checkpoint (checkpoint_dir, default: a sibling of the model output). The
+    model output is a Hugging Face directory (safetensors, tokenizer, id2label/label2id, label_map.json);
+    metrics holds the final eval loss, accuracy and macro F1 and the training throughput; curves plots train
+    loss per step and eval metrics per epoch.
     """
-    from components.train.text_trainer import TrainConfig, train_text_classifier
+    from components.train.text_trainer import TrainConfig, run_training
 
-    result = train_text_classifier(
+    result = run_training(
         TrainConfig(
             train_path=train_data.path,
             eval_path=eval_data.path,
@@ -51,6 +62,14 @@ def train(
             warmup_ratio=warmup_ratio,
             seed=seed,
             num_threads=num_threads,
+            num_processes=num_processes,
+            gradient_accumulation_steps=gradient_accumulation_steps,
+            precision=precision,
+            compile=compile,
+            checkpoint_every=checkpoint_every,
+            checkpoint_dir=checkpoint_dir or None,
+            early_stopping_patience=early_stopping_patience,
+            early_stopping_metric=early_stopping_metric,
         )
     )
     model.metadata.update(result.model_metadata)

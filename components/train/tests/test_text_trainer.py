@@ -134,7 +134,7 @@ def test_cli_prints_katib_metric_lines(toy_splits, tmp_path: Path, capsys: pytes
     assert main(["--config", str(config_file)]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if KATIB_LINE.match(line)]
     names = [line.split("=")[0] for line in lines]
-    assert names == ["epoch", "train_loss", "eval_loss", "eval_accuracy", "eval_macro_f1"] * 2
+    assert names == ["epoch", "train_loss", "eval_loss", "eval_accuracy", "eval_macro_f1", "train_seconds"] * 2
     assert [float(line.split("=")[1]) for line in lines if line.startswith("epoch=")] == [1, 2]
     assert (Path(config.model_dir) / "model.safetensors").is_file()
 
