@@ -1,6 +1,7 @@
 """Discovers the project's pipelines (``pipelines/<name>.py``) and components (``components/<name>/component.py``).
 
-Each pipeline module defines one ``@dsl.pipeline``; each component module one ``@dsl.component``.
+Each pipeline module defines a ``@dsl.pipeline`` named like the module (``text_classification.py`` →
+``text-classification``), beside any sub-pipelines it uses; each component module one ``@dsl.component``.
 Modules are imported on first use, after the CLI has set the registry prefix for image references.
 """
 
@@ -26,7 +27,7 @@ def pipelines() -> dict[str, graph_component.GraphComponent]:
     for module_file in sorted((PROJECT_ROOT / "pipelines").glob("*.py")):
         if module_file.stem != "__init__":
             module = importlib.import_module(f"pipelines.{module_file.stem}")
-            found[module_file.stem] = _the_one(module, graph_component.GraphComponent)
+            found[module_file.stem] = _named_pipeline(module, module_file.stem.replace("_", "-"))
     return found
 
 
@@ -66,6 +67,13 @@ def _the_one(module, kind: type):
     if len(matches) != 1:
         raise RuntimeError(f"{module.__file__} must define exactly one {kind.__name__}, found {len(matches)}")
     return matches[0]
+
+
+def _named_pipeline(module, name: str) -> graph_component.GraphComponent:
+    for value in vars(module).values():
+        if isinstance(value, graph_component.GraphComponent) and _defined_in(value, module) and value.name == name:
+            return value
+    raise RuntimeError(f"{module.__file__} must define a @dsl.pipeline named {name!r}")
 
 
 def _defined_in(item: base_component.BaseComponent, module) -> bool:

@@ -91,6 +91,10 @@ def run_outputs(run_dir: Path) -> list[TaskOutputs]:
                     "metadata": artifact.get("metadata", {}),
                 }
         task.parameters = executor_output.get("parameterValues", {})
+        # Output parameters declared as OutputPath(str) stay files beside the artifacts.
+        for path in output_file.parent.iterdir():
+            if path.is_file() and path != output_file and path.name not in task.artifacts:
+                task.parameters.setdefault(path.name, path.read_text())
         results.append(task)
     return results
 

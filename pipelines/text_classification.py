@@ -1,18 +1,95 @@
-"""Text classification (support tickets / intents): ingest → validate → train → evaluate → deploy."""
+"""Text classification (support tickets / intents):
+ingest → validate → [tune] → train → evaluate → champion/challenger gate → deploy."""
+
+from pathlib import Path
 
 from kfp import dsl
+from kfp.dsl import Dataset, Input
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
+from components.gate.component import gate
 from components.ingest.component import ingest
 from components.train.component import train
+from components.tune.component import tune
+from components.tune_local.component import tune_local
 from components.validate.component import validate
+from kfp_mlops.resources import ResourceProfile, Toleration
+
+DEFAULT_SEARCH_SPACE = (Path(__file__).resolve().parents[1] / "components" / "tune" / "example_search_space.json").read_text()
+
+# One GPU per training task in a cluster (kfp.local ignores resources); edit the node selector for your GPUs.
+GPU_TRAINING = ResourceProfile(
+    cpu_request="4",
+    memory_request="16Gi",
+    memory_limit="32Gi",
+    accelerator_type="nvidia.com/gpu",
+    accelerator_count=1,
+    shm_size="8Gi",
+    tolerations=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
+)
+
+
+@dsl.pipeline(name="text-train-release", description="Train with given hyperparameters, evaluate, gate, deploy.")
+def train_and_release(
+    train_data: Input[Dataset],
+    eval_data: Input[Dataset],
+    test_data: Input[Dataset],
+    hyperparameters: str,
+    text_column: str,
+    label_column: str,
+    base_model: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    max_length: int,
+    max_steps: int,
+    seed: int,
+    champion_model: str,
+    min_accuracy: float,
+    min_macro_f1: float,
+    deploy_target: str,
+    model_name: str,
+    smoke_text: str,
+):
+    trained = train(
+        train_data=train_data,
+        eval_data=eval_data,
+        text_column=text_column,
+        label_column=label_column,
+        base_model=base_model,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        max_steps=max_steps,
+        seed=seed,
+        hyperparameters=hyperparameters,
+    )
+    GPU_TRAINING.apply(trained)
+
+    evaluate(
+        model=trained.outputs["model"], test_data=test_data, text_column=text_column, label_column=label_column
+    )
+
+    checked = gate(
+        challenger=trained.outputs["model"],
+        test_data=test_data,
+        champion_model=champion_model,
+        text_column=text_column,
+        label_column=label_column,
+        min_accuracy=min_accuracy,
+        min_macro_f1=min_macro_f1,
+    )
+    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
+        deploy(model=trained.outputs["model"], target=deploy_target, model_name=model_name, smoke_text=smoke_text)
 
 
 @dsl.pipeline(
     name="text-classification",
     description="Fine-tunes a MiniLM-L6 sequence classifier on labelled short texts, gated by TFDV validation, "
-    "evaluated on a held-out split and smoke-tested behind a KServe model server.",
+    "optionally tuned (Optuna locally, Katib in a cluster), evaluated, compared with the champion and deployed "
+    "behind a KServe model server when blessed.",
 )
 def text_classification(
     source: str,
@@ -30,8 +107,18 @@ def text_classification(
     max_length: int = 48,
     max_steps: int = -1,
     seed: int = 42,
+    tune_backend: str = "none",
+    search_space: str = DEFAULT_SEARCH_SPACE,
+    champion_model: str = "",
+    min_accuracy: float = 0.0,
+    min_macro_f1: float = 0.0,
+    deploy_target: str = "local",
+    model_name: str = "text-classifier",
     smoke_text: str = "my card payment was declined twice",
 ):
+    """tune_backend: "none", "optuna" (local trials) or "katib" (an Experiment in the cluster).
+    champion_model: the deployed model's directory to compare against (empty: none yet).
+    deploy_target: "local" (a KServe server inside the task, smoke-tested) or "kserve" (an InferenceService)."""
     data = ingest(
         source=source,
         label_column=label_column,
@@ -42,19 +129,14 @@ def text_classification(
         test_fraction=test_fraction,
         seed=seed,
     )
-    data.set_display_name("ingest")
-
     checked = validate(
         train_data=data.outputs["train_data"],
         eval_data=data.outputs["eval_data"],
         schema_file=schema_file,
         fail_on_anomalies=fail_on_anomalies,
     )
-    checked.set_display_name("validate (TFDV)")
-
-    trained = train(
-        train_data=data.outputs["train_data"],
-        eval_data=data.outputs["eval_data"],
+    splits = dict(train_data=data.outputs["train_data"], eval_data=data.outputs["eval_data"])
+    fixed = dict(
         text_column=text_column,
         label_column=label_column,
         base_model=base_model,
@@ -64,16 +146,22 @@ def text_classification(
         max_length=max_length,
         max_steps=max_steps,
         seed=seed,
-    ).after(checked)
-    trained.set_display_name("train")
-
-    evaluated = evaluate(
-        model=trained.outputs["model"],
-        test_data=data.outputs["test_data"],
-        text_column=text_column,
-        label_column=label_column,
     )
-    evaluated.set_display_name("evaluate")
+    release = dict(
+        test_data=data.outputs["test_data"],
+        champion_model=champion_model,
+        min_accuracy=min_accuracy,
+        min_macro_f1=min_macro_f1,
+        deploy_target=deploy_target,
+        model_name=model_name,
+        smoke_text=smoke_text,
+    )
 
-    served = deploy(model=trained.outputs["model"], smoke_text=smoke_text).after(evaluated)
-    served.set_display_name("serve locally + smoke request")
+    with dsl.If(tune_backend == "katib", name="tune-with-katib"):
+        tuned = tune(search_space=search_space, **splits, **fixed).after(checked)
+        train_and_release(hyperparameters=tuned.outputs["best_parameters"], **splits, **fixed, **release)
+    with dsl.Elif(tune_backend == "optuna", name="tune-with-optuna"):
+        tuned_locally = tune_local(search_space=search_space, **splits, **fixed).after(checked)
+        train_and_release(hyperparameters=tuned_locally.outputs["best_parameters"], **splits, **fixed, **release)
+    with dsl.Else(name="no-tuning"):
+        train_and_release(hyperparameters="", **splits, **fixed, **release).after(checked)

@@ -1,6 +1,7 @@
 """The text-classification pipeline end to end on this machine, each task in its image's venv."""
 
 import json
+import re
 import subprocess
 
 import pytest
@@ -26,12 +27,14 @@ def finished_run(tmp_path_factory):
     )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     run_dir = local_runner.latest_run_dir(root, "text-classification")
-    return result, {task.task: task for task in local_runner.run_outputs(run_dir)}
+    # Tasks inside the sub-pipeline that the chosen branch runs carry a suffix (train-3): drop it.
+    return result, {re.sub(r"-\d+$", "", task.task): task for task in local_runner.run_outputs(run_dir)}
 
 
 def test_every_step_ran(finished_run):
     _, tasks = finished_run
-    assert {"ingest", "validate", "train", "evaluate", "deploy"} <= set(tasks)
+    assert {"ingest", "validate", "train", "evaluate", "gate", "deploy"} <= set(tasks)
+    assert not {"tune", "tune-local"} & set(tasks), "tune_backend defaults to none"
 
 
 def test_splits_carry_their_data_version(finished_run):
@@ -79,3 +82,35 @@ def test_bad_input_fails_the_ingest_task_naming_the_problem(case, tmp_path):
     # No step after ingest ran, so nothing downstream looks successful.
     run_dir = local_runner.latest_run_dir(tmp_path / "runs", "text-classification")
     assert not any(run_dir.glob("train/*")) and not (run_dir / "ingest" / "executor_output.json").exists()
+
+
+TINY_SEARCH = {
+    "objective": {"type": "maximize", "objectiveMetricName": "eval_accuracy"},
+    "algorithm": {"algorithmName": "random"},
+    "parameters": [
+        {"name": "learning_rate", "parameterType": "double", "feasibleSpace": {"min": "1e-4", "max": "5e-4"}}
+    ],
+    "maxTrialCount": 2,
+    "parallelTrialCount": 1,
+    "maxFailedTrialCount": 0,
+}
+
+
+def test_tuned_run_trains_with_the_best_parameters_and_an_unblessed_model_is_not_deployed(tmp_path):
+    source = demo_data.write("tickets", tmp_path / "tickets.csv", rows=300, seed=4)
+    root = tmp_path / "runs"
+    result = run_cli(
+        "run", "text_classification", "--local", "--pipeline-root", str(root),
+        "--param", f"source={source}", "--param", "base_model=tiny", "--param", "epochs=1",
+        "--param", "max_length=32", "--param", "tune_backend=optuna",
+        "--param", f"search_space={json.dumps(TINY_SEARCH)}",
+        "--param", "min_accuracy=1.0",  # about 3% of demo tickets are mislabelled: no model is perfect
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    run_dir = local_runner.latest_run_dir(root, "text-classification")
+    tasks = {re.sub(r"-\d+$", "", t.task): t for t in local_runner.run_outputs(run_dir)}
+    best = json.loads(tasks["tune-local"].parameters["best_parameters"])
+    assert set(best) == {"learning_rate"} and 1e-4 <= best["learning_rate"] <= 5e-4
+    assert "train" in tasks and tasks["gate"].parameters["Output"] is False
+    assert tasks["gate"].parameters["reason"].startswith("not blessed: min_accuracy")
+    assert "deploy" not in tasks

@@ -31,7 +31,7 @@ def gate(
     min_macro_f1. With a champion: the challenger's compare_metric (accuracy, macro_f1, weighted_f1 or roc_auc)
     must beat the champion's by at least min_improvement, and none of those four metrics may fall more than
     max_regression below the champion's. Returns blessed (the single output, so pipelines gate on
-    dsl.If(gate.output == True) — kfp.local resolves only single outputs in conditions), plus reason (naming each
+    dsl.If(gate.outputs["Output"] == True): kfp.local resolves no named output parameter in conditions), plus reason (naming each
     failed threshold), the metrics of both models (champion_metrics stays empty without a champion) and a
     Markdown comparison.
     """

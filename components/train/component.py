@@ -32,6 +32,7 @@ def train(
     checkpoint_dir: str = "",
     early_stopping_patience: int = 0,
     early_stopping_metric: str = "eval_loss",
+    hyperparameters: str = "",
 ):
     """Fine-tune a text classifier on Parquet train/eval splits (text and label columns) with a plain torch loop.
 
@@ -41,37 +42,37 @@ def train(
     task resumes from its latest checkpoint (checkpoint_dir, default: a sibling of the model output). The
     model output is a Hugging Face directory (safetensors, tokenizer, id2label/label2id, label_map.json);
     metrics holds the final eval loss, accuracy and macro F1 and the training throughput; curves plots train
-    loss per step and eval metrics per epoch.
+    loss per step and eval metrics per epoch. hyperparameters, a JSON object such as tune's best_parameters,
+    overrides the parameters it names.
     """
     from components.train.text_trainer import TrainConfig, run_training
 
-    result = run_training(
-        TrainConfig(
-            train_path=train_data.path,
-            eval_path=eval_data.path,
-            model_dir=model.path,
-            curves_path=curves.path,
-            text_column=text_column,
-            label_column=label_column,
-            base_model=base_model,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            max_length=max_length,
-            max_steps=max_steps,
-            warmup_ratio=warmup_ratio,
-            seed=seed,
-            num_threads=num_threads,
-            num_processes=num_processes,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            precision=precision,
-            compile=compile,
-            checkpoint_every=checkpoint_every,
-            checkpoint_dir=checkpoint_dir or None,
-            early_stopping_patience=early_stopping_patience,
-            early_stopping_metric=early_stopping_metric,
-        )
+    config = TrainConfig(
+        train_path=train_data.path,
+        eval_path=eval_data.path,
+        model_dir=model.path,
+        curves_path=curves.path,
+        text_column=text_column,
+        label_column=label_column,
+        base_model=base_model,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=max_length,
+        max_steps=max_steps,
+        warmup_ratio=warmup_ratio,
+        seed=seed,
+        num_threads=num_threads,
+        num_processes=num_processes,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        precision=precision,
+        compile=compile,
+        checkpoint_every=checkpoint_every,
+        checkpoint_dir=checkpoint_dir or None,
+        early_stopping_patience=early_stopping_patience,
+        early_stopping_metric=early_stopping_metric,
     )
+    result = run_training(config.with_overrides(hyperparameters) if hyperparameters else config)
     model.metadata.update(result.model_metadata)
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)

@@ -125,6 +125,11 @@ class TrainConfig:
             fields = json.loads(text)
         except json.JSONDecodeError as error:
             raise TrainError(f"{source} is not valid JSON: {error}") from error
+        return cls.from_fields(fields, source)
+
+    @classmethod
+    def from_fields(cls, fields: object, source: str) -> TrainConfig:
+        """A config from a mapping of field names to JSON values, each checked; ``source`` names it in errors."""
         if not isinstance(fields, dict):
             raise TrainError(f"{source} must be a JSON object")
         known = {field.name for field in dataclasses.fields(cls)}
@@ -138,6 +143,16 @@ class TrainConfig:
             if field.name in fields and not _has_type(fields[field.name], field.type):
                 raise TrainError(f"{source} field {field.name!r} must be {field.type}, got {fields[field.name]!r}")
         return cls(**fields)
+
+    def with_overrides(self, hyperparameters: str) -> TrainConfig:
+        """This config with the fields in a JSON object replaced, e.g. the best parameters of a tuning run."""
+        try:
+            overrides = json.loads(hyperparameters)
+        except json.JSONDecodeError as error:
+            raise TrainError(f"hyperparameters is not valid JSON: {error}") from error
+        if not isinstance(overrides, dict):
+            raise TrainError("hyperparameters must be a JSON object")
+        return TrainConfig.from_fields({**dataclasses.asdict(self), **overrides}, "hyperparameters")
 
     def check(self) -> None:
         """Raise :class:`TrainError` naming the first field out of range."""

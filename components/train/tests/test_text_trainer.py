@@ -238,3 +238,13 @@ def test_empty_model_dir_made_by_the_runner_is_filled(toy_splits, tmp_path: Path
     (tmp_path / "model").mkdir()
     train_text_classifier(tiny_config(*toy_splits, tmp_path, max_steps=1))
     assert (tmp_path / "model" / "model.safetensors").is_file()
+
+
+def test_hyperparameters_override_named_fields_and_are_checked(tmp_path):
+    config = TrainConfig(train_path="t.parquet", eval_path="e.parquet", model_dir=str(tmp_path / "m"))
+    tuned = config.with_overrides('{"learning_rate": 0.0003, "batch_size": 16}')
+    assert (tuned.learning_rate, tuned.batch_size, tuned.epochs) == (0.0003, 16, config.epochs)
+    with pytest.raises(TrainError, match=r"hyperparameters has unknown fields \['learnig_rate'\]"):
+        config.with_overrides('{"learnig_rate": 0.1}')
+    with pytest.raises(TrainError, match="hyperparameters field 'batch_size' must be"):
+        config.with_overrides('{"batch_size": "big"}')
