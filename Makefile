@@ -22,7 +22,8 @@ envs: $(UV)
 ## run: demo tickets -> ingest -> validate -> train (MiniLM-L6) -> evaluate -> serve + one prediction
 run: envs
 	$(CLI) demo-data tickets --out $(DEMO_DATA) --rows 3000 --seed 0
-	$(CLI) run text_classification --local --param source=$(DEMO_DATA)
+	$(CLI) run text_classification --local --param source=$(DEMO_DATA) \
+	  --param schema_file=components/validate/schemas/text_classification.pbtxt
 
 ## test: the lock is current, then every test folder in the venv of its image
 test: envs
