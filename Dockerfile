@@ -5,12 +5,15 @@ FROM python:3.11-slim
 
 ARG EXTRA
 ARG UV_VERSION=0.13.9
+# Recorded by the model registry with every model trained in this image (an image has no .git).
+ARG GIT_COMMIT=""
 ENV PYTHONUNBUFFERED=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv \
     UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     PATH=/opt/venv/bin:$PATH \
     HF_HUB_OFFLINE=1 \
+    KFP_MLOPS_GIT_COMMIT=${GIT_COMMIT} \
     KFP_MLOPS_FEATURE_REPO=/opt/kfp-mlops/feature_repo \
     KFP_MLOPS_FEATURE_STATE=/tmp/feast-state
 

@@ -37,7 +37,7 @@ compile: envs
 ## images: build every runtime image with Docker (needs a Docker engine)
 images:
 	for image in $(IMAGES); do \
-	  docker build -f Dockerfile --build-arg EXTRA=$$image -t $(REGISTRY)/kfp-mlops-$$image:$(VERSION) . || exit 1; \
+	  docker build -f Dockerfile --build-arg EXTRA=$$image --build-arg GIT_COMMIT=$$(git rev-parse HEAD) -t $(REGISTRY)/kfp-mlops-$$image:$(VERSION) . || exit 1; \
 	done
 
 clean:

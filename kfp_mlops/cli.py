@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
-from kfp_mlops import envs, images
+from kfp_mlops import envs, images, models_cli
 from kfp_mlops.paths import COMPILED_DIR, LOCAL_DIR
 
 
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="text-classifier", help="model name in the V1/V2 URLs")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)
+
+    models_cli.add_commands(commands)  # models list|show|promote|rollback|download, lineage, ui
 
     p = commands.add_parser("demo-data", help="write a seeded demo data set (no download needed)")
     p.add_argument("family", choices=["tickets"], help="which data set")

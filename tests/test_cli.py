@@ -7,7 +7,7 @@ import pytest
 from kfp_mlops import cli, demo_data
 from kfp_mlops.paths import PROJECT_ROOT
 
-COMMANDS = ["envs", "list", "compile", "run", "run-component", "submit", "serve", "demo-data"]
+COMMANDS = ["envs", "list", "compile", "run", "run-component", "submit", "serve", "models", "lineage", "ui", "demo-data"]
 CLI = str(PROJECT_ROOT / ".envs" / "authoring" / "bin" / "kfp-mlops")
 
 
