@@ -1,6 +1,7 @@
 """Text classification (support tickets / intents):
 ingest → validate → [tune] → train → evaluate → champion/challenger gate → deploy."""
 
+import json
 from pathlib import Path
 
 from kfp import dsl
@@ -16,7 +17,11 @@ from components.tune_local.component import tune_local
 from components.validate.component import validate
 from kfp_mlops.resources import ResourceProfile, Toleration
 
-DEFAULT_SEARCH_SPACE = (Path(__file__).resolve().parents[1] / "components" / "tune" / "example_search_space.json").read_text()
+# One line: KFP writes each default into a comment at the top of the compiled YAML, and a multi-line
+# default would break out of that comment and make the file unparseable.
+DEFAULT_SEARCH_SPACE = json.dumps(
+    json.loads((Path(__file__).resolve().parents[1] / "components" / "tune" / "example_search_space.json").read_text())
+)
 
 # One GPU per training task in a cluster (kfp.local ignores resources); edit the node selector for your GPUs.
 GPU_TRAINING = ResourceProfile(

@@ -30,7 +30,8 @@ def test_pipeline_compiles_to_its_golden_yaml(name, tmp_path):
 
 @pytest.mark.parametrize("name", PIPELINES)
 def test_compiled_pipelines_use_only_project_images_at_the_project_tag(name):
-    spec = yaml.safe_load((COMPILED_DIR / f"{name}.yaml").read_text())
+    # The pipeline spec, then (with kfp-kubernetes settings) the platform spec: both must parse.
+    spec, *platform = yaml.safe_load_all((COMPILED_DIR / f"{name}.yaml").read_text())
     for executor in spec["deploymentSpec"]["executors"].values():
         reference = executor["container"]["image"]
         assert images.image_name(reference), reference
