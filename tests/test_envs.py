@@ -15,7 +15,7 @@ KEY_PACKAGES = {
     "train": {"torch": "torch", "transformers": "transformers", "scikit-learn": "sklearn", "xgboost": "xgboost", "optuna": "optuna"},
     "tune": {"kubeflow-katib": "kubeflow.katib", "protobuf": "google.protobuf"},
     "serve": {"kserve": "kserve", "torch": "torch", "transformers": "transformers", "feast": "feast"},
-    "monitor": {"alibi-detect": "alibi_detect", "torch": "torch", "numpy": "numpy", "transformers": "transformers"},
+    "monitor": {"alibi-detect": "alibi_detect", "torch": "torch", "numpy": "numpy", "transformers": "transformers", "pyarrow": "pyarrow"},
 }
 PROBE = """
 import importlib, importlib.metadata, json, sys
