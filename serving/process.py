@@ -1,6 +1,6 @@
-"""Run ``serving.server`` as a child process on a free loopback port: start, wait until ready, stop.
+"""Run ``serving.server`` or ``serving.payload_logger`` as a child process on a free loopback port.
 
-Used by the deploy component's local mode and by the server tests.
+Start, wait until ready, stop. Used by the deploy component's local mode, the load benchmark and the tests.
 """
 
 from __future__ import annotations
@@ -31,14 +31,92 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class ServerProcess:
+class _ChildServer:
+    """A ``python -m MODULE`` child that logs to a temporary file; a context manager that stops it."""
+
+    def __init__(self, process: subprocess.Popen, url: str, log_path: Path):
+        self.process = process
+        self.url = url
+        self.log_path = log_path
+
+    @property
+    def description(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def ready_url(self) -> str:
+        raise NotImplementedError
+
+    def is_ready(self) -> bool:
+        try:
+            return httpx.get(self.ready_url, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log_tail(self, lines: int = 30) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after a grace period) and remove its log."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log_path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _wait_until_ready(self, timeout_s: float) -> None:
+        """Raise :class:`ServerStartError` (and stop the process) if it exits or is not ready in time."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while not self.is_ready():
+                try:
+                    returncode = self.process.wait(timeout=READINESS_POLL_S)
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        raise ServerStartError(
+                            f"{self.description} was not ready at {self.ready_url} "
+                            f"after {timeout_s:.0f}s; last log lines:\n{self.log_tail()}"
+                        ) from None
+                    continue
+                raise ServerStartError(
+                    f"{self.description} exited with code {returncode} before it was ready; "
+                    f"last log lines:\n{self.log_tail()}"
+                )
+        except BaseException:
+            self.stop()
+            raise
+
+
+def _spawn(module: str, args: Sequence[str], log_prefix: str) -> tuple[subprocess.Popen, Path]:
+    log_fd, log_name = tempfile.mkstemp(prefix=log_prefix, suffix=".log")
+    with os.fdopen(log_fd, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    return process, Path(log_name)
+
+
+class ServerProcess(_ChildServer):
     """A running ``python -m serving.server``; a context manager that stops it on exit."""
 
     def __init__(self, process: subprocess.Popen, url: str, model_name: str, log_path: Path):
-        self.process = process
-        self.url = url
+        super().__init__(process, url, log_path)
         self.model_name = model_name
-        self.log_path = log_path
 
     @classmethod
     def start(
@@ -55,77 +133,57 @@ class ServerProcess:
         :class:`ServerStartError` with the server's last log lines if it exits or is not ready in time;
         no process is left running then.
         """
+        return cls.start_module(
+            "serving.server", model_name, ["--model_dir", str(model_dir), *extra_args], startup_timeout_s
+        )
+
+    @classmethod
+    def start_module(
+        cls, module: str, model_name: str, args: Sequence[str], startup_timeout_s: float = 120.0
+    ) -> ServerProcess:
+        """Start any KServe model server module (e.g. ``serving.feast_transformer``) the same way."""
         port = free_port()
-        command = [
-            sys.executable, "-m", "serving.server",
-            "--model_dir", str(model_dir),
-            "--model_name", model_name,
-            "--http_port", str(port),
-            "--enable_grpc", "false",
-            *extra_args,
-        ]  # fmt: skip
-        log_fd, log_name = tempfile.mkstemp(prefix=f"serving-{model_name}-", suffix=".log")
-        with os.fdopen(log_fd, "wb") as log:
-            process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        server = cls(process, f"http://127.0.0.1:{port}", model_name, Path(log_name))
-        try:
-            server._wait_until_ready(startup_timeout_s)
-        except BaseException:
-            server.stop()
-            raise
+        args = ["--model_name", model_name, "--http_port", str(port), "--enable_grpc", "false", *args]
+        process, log_path = _spawn(module, args, f"{module}-{model_name}-")
+        server = cls(process, f"http://127.0.0.1:{port}", model_name, log_path)
+        server._wait_until_ready(startup_timeout_s)
         return server
+
+    @property
+    def description(self) -> str:
+        return f"model server for {self.model_name!r}"
 
     @property
     def ready_url(self) -> str:
         return f"{self.url}/v2/models/{self.model_name}/ready"
 
-    def is_ready(self) -> bool:
-        try:
-            return httpx.get(self.ready_url, timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
 
-    def log_tail(self, lines: int = 30) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+class PayloadLoggerProcess(_ChildServer):
+    """A running ``python -m serving.payload_logger``; its ``url`` is where KServe's logger should POST."""
 
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, then SIGKILL after a grace period) and remove its log."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log_path.unlink(missing_ok=True)
+    def __init__(self, process: subprocess.Popen, url: str, out: str, log_path: Path):
+        super().__init__(process, url, log_path)
+        self.out = out
 
-    def __enter__(self) -> ServerProcess:
-        return self
+    @classmethod
+    def start(
+        cls, out: str | os.PathLike, *, extra_args: Sequence[str] = (), startup_timeout_s: float = 60.0
+    ) -> PayloadLoggerProcess:
+        """Start the payload logger writing to ``out`` and wait until ``/healthz`` answers."""
+        port = free_port()
+        args = ["--out", str(out), "--host", "127.0.0.1", "--port", str(port), *extra_args]
+        process, log_path = _spawn("serving.payload_logger", args, "payload-logger-")
+        logger = cls(process, f"http://127.0.0.1:{port}", str(out), log_path)
+        logger._wait_until_ready(startup_timeout_s)
+        return logger
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    @property
+    def description(self) -> str:
+        return f"payload logger writing to {self.out}"
 
-    def _wait_until_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self.is_ready():
-            try:
-                returncode = self.process.wait(timeout=READINESS_POLL_S)
-            except subprocess.TimeoutExpired:
-                if time.monotonic() > deadline:
-                    raise ServerStartError(
-                        f"model server for {self.model_name!r} was not ready at {self.ready_url} "
-                        f"after {timeout_s:.0f}s; last log lines:\n{self.log_tail()}"
-                    ) from None
-                continue
-            raise ServerStartError(
-                f"model server for {self.model_name!r} exited with code {returncode} before it was ready; "
-                f"last log lines:\n{self.log_tail()}"
-            )
+    @property
+    def ready_url(self) -> str:
+        return f"{self.url}/healthz"
+
+    def status(self) -> dict:
+        return httpx.get(self.ready_url, timeout=5).json()

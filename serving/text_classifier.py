@@ -11,14 +11,18 @@ Protocols (routing, health and metadata come from KServe):
 * V2 (Open Inference Protocol): ``POST /v2/models/NAME/infer`` with one BYTES input ``text`` of shape
   ``[N]`` returns the outputs ``label`` (BYTES ``[N]``) and ``score`` (FP32 ``[N]``).
 
+Concurrent requests are coalesced into one forward pass by :class:`serving.batching.AdaptiveBatcher`
+(``max_batch_size`` texts, ``max_batch_wait_ms``), run on a worker thread under ``torch.inference_mode``.
+Request counts, latencies and batch sizes go to the Prometheus metrics of :mod:`serving.metrics`.
+
 Bad input raises :class:`kserve.errors.InvalidInput`, which KServe answers with HTTP 400.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,11 +35,16 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from serving import metrics
+from serving.batching import AdaptiveBatcher
+
 TEXT_INPUT = "text"
 LABEL_OUTPUT = "label"
 SCORE_OUTPUT = "score"
 DEFAULT_MAX_INSTANCES = 64
 DEFAULT_MAX_TEXT_CHARS = 10_000
+DEFAULT_MAX_BATCH_SIZE = 32
+DEFAULT_MAX_BATCH_WAIT_MS = 0.0
 
 
 class ModelLoadError(ValueError):
@@ -59,6 +68,8 @@ class TextClassifier(kserve.Model):
         *,
         max_instances: int = DEFAULT_MAX_INSTANCES,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
+        max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
         device: str | None = None,
     ):
         super().__init__(name)
@@ -69,9 +80,14 @@ class TextClassifier(kserve.Model):
         self.max_text_chars = max_text_chars
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.labels: list[str] = []
-        # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"),
-        # and inference requests run on KServe's thread pool, so one request at a time uses the model.
+        # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"). Served
+        # requests reach the model only through the batcher's single worker thread; the lock covers direct
+        # callers of classify().
         self._lock = threading.Lock()
+        self.batcher: AdaptiveBatcher[str, TextPrediction] = AdaptiveBatcher(
+            self._classify_batch, max_batch_size=max_batch_size, max_wait_ms=max_batch_wait_ms,
+            thread_name=f"inference-{name}",
+        )  # fmt: skip
 
     def load(self) -> bool:
         model_dir = local_model_dir(self.model_dir)
@@ -109,13 +125,38 @@ class TextClassifier(kserve.Model):
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict | InferResponse:
-        if isinstance(payload, InferRequest):
-            texts = self._texts_from_v2(payload)
-            predictions = await asyncio.to_thread(self.classify, texts)
-            return self._v2_response(payload, predictions)
-        texts = self._texts_from_v1(payload)
-        predictions = await asyncio.to_thread(self.classify, texts)
-        return {"predictions": [asdict(prediction) for prediction in predictions]}
+        started = time.perf_counter()
+        protocol = "v2" if isinstance(payload, InferRequest) else "v1"
+        try:
+            if isinstance(payload, InferRequest):
+                predictions = await self.batcher.submit(self._texts_from_v2(payload))
+                response = self._v2_response(payload, predictions)
+            else:
+                predictions = await self.batcher.submit(self._texts_from_v1(payload))
+                response = {"predictions": [asdict(prediction) for prediction in predictions]}
+        except InvalidInput:
+            metrics.REQUESTS.labels(self.name, protocol, "invalid").inc()
+            raise
+        except Exception:
+            metrics.REQUESTS.labels(self.name, protocol, "error").inc()
+            raise
+        metrics.REQUESTS.labels(self.name, protocol, "ok").inc()
+        metrics.REQUEST_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+        return response
+
+    def stop(self) -> None:
+        self.batcher.close()
+        super().stop()
+
+    def _classify_batch(self, texts: list[str]) -> list[TextPrediction]:
+        started = time.perf_counter()
+        predictions = self.classify(texts)
+        metrics.BATCH_LATENCY.labels(self.name).observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.labels(self.name).observe(len(texts))
+        metrics.PREDICTIONS.labels(self.name).inc(len(texts))
+        for prediction in predictions:
+            metrics.PREDICTED_LABELS.labels(self.name, prediction.label).inc()
+        return predictions
 
     def get_input_types(self) -> list[dict]:
         return [{"name": TEXT_INPUT, "datatype": "BYTES", "shape": [-1]}]

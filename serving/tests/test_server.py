@@ -2,30 +2,22 @@
 
 import asyncio
 import json
-from collections.abc import Iterator
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
+import tritonclient.http as triton
 from kserve import InferenceRESTClient, RESTConfig
 from kserve.protocol.infer_type import InferInput, InferRequest
+from prometheus_client.parser import text_string_to_metric_families
 
 from serving.process import ServerProcess
+from serving.tests.conftest import MAX_INSTANCES, MAX_TEXT_CHARS, MODEL
 from serving.tests.tiny_model import LABELS
 
-MODEL = "tiny"
-MAX_INSTANCES = 4
-MAX_TEXT_CHARS = 200
 TEXTS = ["my card payment was declined twice", "i lost my card", "what is the balance"]
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_dir: Path) -> Iterator[ServerProcess]:
-    limits = ["--max_instances", str(MAX_INSTANCES), "--max_text_chars", str(MAX_TEXT_CHARS)]
-    with ServerProcess.start(tiny_model_dir, MODEL, extra_args=limits) as running:
-        yield running
-    assert running.process.returncode is not None
 
 
 def v1_predict(server: ServerProcess, body: object) -> requests.Response:
@@ -109,12 +101,79 @@ def test_kserve_rest_client_speaks_both_protocols(server: ServerProcess) -> None
     assert outputs["score"].data == pytest.approx([p["score"] for p in v1["predictions"]], abs=1e-6)
 
 
-def test_concurrent_requests_all_succeed_with_the_same_answer(server: ServerProcess) -> None:
-    expected = v1_predict(server, {"instances": TEXTS}).json()
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        responses = list(pool.map(lambda _: v1_predict(server, {"instances": TEXTS}), range(16)))
-    assert [r.status_code for r in responses] == [200] * 16
-    assert all(r.json() == expected for r in responses)
+def test_tritonclient_speaks_v2_with_binary_and_json_tensors(server: ServerProcess) -> None:
+    client = triton.InferenceServerClient(server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_server_ready() and client.is_model_ready(MODEL)
+    metadata = client.get_model_metadata(MODEL)
+    assert metadata["inputs"] == [{"name": "text", "datatype": "BYTES", "shape": [-1]}]
+    expected = v1_predict(server, {"instances": TEXTS}).json()["predictions"]
+    for binary in (True, False):  # Triton's binary tensor extension, then plain JSON (sent without Content-Type)
+        text = triton.InferInput("text", [len(TEXTS)], "BYTES")
+        text.set_data_from_numpy(np.array(TEXTS, dtype=object), binary_data=binary)
+        outputs = [triton.InferRequestedOutput(name, binary_data=binary) for name in ("label", "score")]
+        result = client.infer(MODEL, [text], outputs=outputs, request_id="triton-1")
+        assert result.get_response()["id"] == "triton-1"
+        labels = [label.decode() if binary else label for label in result.as_numpy("label")]
+        assert labels == [p["label"] for p in expected]
+        assert result.as_numpy("score").tolist() == pytest.approx([p["score"] for p in expected], abs=1e-6)
+    client.close()
+
+
+def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(server: ServerProcess) -> None:
+    bodies = [{"instances": [TEXTS[n % 3]] * (1 + n % 2)} for n in range(16)]
+    expected = [v1_predict(server, body).json() for body in bodies]
+    batches_before = metric_value(server, "serving_batch_size_count", model=MODEL)
+    start_together = threading.Barrier(len(bodies))
+
+    def send(body: dict) -> requests.Response:
+        start_together.wait()
+        return v1_predict(server, body)
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        responses = list(pool.map(send, bodies))
+    assert [r.status_code for r in responses] == [200] * len(bodies)
+    for response, want in zip(responses, expected):
+        got = response.json()["predictions"]
+        assert [p["label"] for p in got] == [p["label"] for p in want["predictions"]]
+        assert [p["score"] for p in got] == pytest.approx([p["score"] for p in want["predictions"]], abs=1e-5)
+    batches = metric_value(server, "serving_batch_size_count", model=MODEL) - batches_before
+    assert 1 <= batches < len(bodies), f"{len(bodies)} concurrent requests ran in {batches} forward passes"
+
+
+def metrics_of(server: ServerProcess) -> dict[tuple[str, frozenset], float]:
+    text = requests.get(f"{server.url}/metrics", timeout=10).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def metric_value(server: ServerProcess, name: str, **labels: str) -> float:
+    return metrics_of(server).get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_requests_predictions_and_latency_per_model(server: ServerProcess) -> None:
+    ok = {"model": MODEL, "protocol": "v1", "status": "ok"}
+    invalid = {"model": MODEL, "protocol": "v2", "status": "invalid"}
+    before = metrics_of(server)
+
+    def increase(name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return metrics_of(server).get(key, 0.0) - before.get(key, 0.0)
+
+    for _ in range(3):
+        assert v1_predict(server, {"instances": TEXTS}).status_code == 200
+    assert v2_infer(server, {"inputs": [text_tensor([1], datatype="INT32")]}).status_code == 400
+    assert increase("serving_requests_total", **ok) == 3
+    assert increase("serving_requests_total", **invalid) == 1
+    assert increase("serving_predictions_total", model=MODEL) == 3 * len(TEXTS)
+    assert increase("serving_request_latency_seconds_count", model=MODEL) == 3
+    assert sum(increase("serving_predicted_labels_total", model=MODEL, label=label) for label in LABELS) == 9
+    after = metrics_of(server)
+    assert after[("serving_request_latency_seconds_bucket", frozenset({"model": MODEL, "le": "+Inf"}.items()))] >= 3
+    # KServe's own histograms are exposed beside ours.
+    assert after[("request_predict_seconds_count", frozenset({"model_name": MODEL}.items()))] >= 4
 
 
 TOO_LONG = "a" * (MAX_TEXT_CHARS + 1)
