@@ -6,7 +6,8 @@ Run by the ``train`` component, or on its own (e.g. as a Katib trial)::
 
 With more than one process (``num_processes``; 0 means one per GPU), this entry point launches itself under
 torchrun: ``python -m torch.distributed.run --nproc_per_node=N -m components.train.text_trainer --config ...``.
-Each epoch's eval metrics are printed as ``name=value`` lines, the format of Katib's StdOut collector.
+Each epoch's eval metrics are printed as ``<RFC 3339 time> name=value`` lines, the format of Katib's StdOut
+collector (the time lets medianstop order a trial's observations).
 """
 # ruff: noqa: E402
 
@@ -30,6 +31,7 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -490,7 +492,7 @@ def _train(
         state.eval_history.append(row)
         state.epoch, state.epoch_step = epoch, 0
         if context.is_main:
-            print("\n".join(f"{name}={value:.6g}" for name, value in row.items()), flush=True)
+            print(katib_metric_lines(row), flush=True)
         if _update_early_stopping(state, config, row[config.early_stopping_metric]) and context.is_main:
             print(
                 f"early stopping after epoch {epoch}: {config.early_stopping_metric} has not improved on "
@@ -498,6 +500,14 @@ def _train(
                 flush=True,
             )
     return state, total_steps
+
+
+def katib_metric_lines(row: dict[str, float]) -> str:
+    """One ``<RFC 3339 time> name=value`` line per metric: Katib's StdOut collector takes a leading RFC 3339
+    token as the observation's time, and medianstop orders a trial's observations by it (without one, every
+    observation gets the zero time)."""
+    now = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return "\n".join(f"{now} {name}={value:.6g}" for name, value in row.items())
 
 
 def _update_early_stopping(state: LoopState, config: TrainConfig, value: float) -> bool:

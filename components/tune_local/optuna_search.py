@@ -51,8 +51,8 @@ from components.tune.results import (
 )
 from components.tune.search_space import Parameter, SearchSpace, Value, check_trainer_settings, parse_search_space
 
-# Katib's StdOut collector's default filter: a metric line is `name=value`.
-_METRIC_LINE = re.compile(r"([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
+# A trial's metric line: Katib's default filter, after the optional RFC 3339 time the trainer prints first.
+_METRIC_LINE = re.compile(r"(?:\S+ )?([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
 # Katib algorithm settings the local samplers honour: setting -> (sampler argument, type).
 _SAMPLER_SETTINGS: dict[str, dict[str, tuple[str, Callable[[str], Any]]]] = {
     "tpe": {"n_startup_trials": ("n_startup_trials", int), "n_ei_candidates": ("n_ei_candidates", int)},

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, replace
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -22,8 +23,8 @@ from components.train.text_trainer import (
     train_text_classifier,
 )
 
-# Katib's StdOut metrics collector format: one `name=value` per line.
-KATIB_LINE = re.compile(r"^([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)$")
+# Katib's StdOut metrics collector format: an RFC 3339 time, a space, then one `name=value` (its default filter).
+KATIB_LINE = re.compile(r"^(\S+) ([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)$")
 
 
 def tiny_config(train_path: Path, eval_path: Path, out: Path, **overrides: object) -> TrainConfig:
@@ -132,10 +133,13 @@ def test_cli_prints_katib_metric_lines(toy_splits, tmp_path: Path, capsys: pytes
     config_file = tmp_path / "config.json"
     config_file.write_text(json.dumps(asdict(config)))
     assert main(["--config", str(config_file)]) == 0
-    lines = [line for line in capsys.readouterr().out.splitlines() if KATIB_LINE.match(line)]
-    names = [line.split("=")[0] for line in lines]
+    matches = [KATIB_LINE.match(line) for line in capsys.readouterr().out.splitlines()]
+    metrics = [(match[1], match[2], match[3]) for match in matches if match]
+    names = [name for _, name, _ in metrics]
     assert names == ["epoch", "train_loss", "eval_loss", "eval_accuracy", "eval_macro_f1", "train_seconds"] * 2
-    assert [float(line.split("=")[1]) for line in lines if line.startswith("epoch=")] == [1, 2]
+    assert [float(value) for _, name, value in metrics if name == "epoch"] == [1, 2]
+    times = [datetime.fromisoformat(time) for time, _, _ in metrics]  # Go's time.RFC3339Nano parses these too
+    assert all(time.tzinfo is not None for time in times) and times == sorted(times)
     assert (Path(config.model_dir) / "model.safetensors").is_file()
 
 
