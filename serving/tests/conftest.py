@@ -14,7 +14,7 @@ BATCH_WAIT_MS = 50  # long enough for requests sent together to share a batch ev
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "reliability: load with malformed requests against the server and the payload logger (≤60 s)"
+        "markers", "reliability: load with malformed requests against the server and the payload logger (60 s)"
     )
 
 
