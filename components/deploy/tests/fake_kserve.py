@@ -14,20 +14,13 @@ tag ``prev``, the latest gets the rest under the tag ``latest``, each tag with i
 from __future__ import annotations
 
 import copy
-import json
-import re
-import threading
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from kfp_mlops import crd_schema
-
-_COLLECTION = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/([^/]+)/inferenceservices$")
-_OBJECT = re.compile(r"^/apis/serving\.kserve\.io/v1beta1/namespaces/([^/]+)/inferenceservices/([^/]+)$")
+from kfp_mlops.testing.fake_apiserver import Answer, FakeKubernetesApi, Request, Resource, deleted, failure
 
 
 def apply_merge_patch(target: Any, patch: Any) -> Any:
@@ -59,63 +52,50 @@ class _Service:
     pending_status: dict[str, Any] | None = None
 
 
-class FakeKServeApi:
+class FakeKServeApi(FakeKubernetesApi):
     """Run with ``with FakeKServeApi(model_servers) as api:``; ``api.url`` is the API server's URL."""
 
     def __init__(self, model_servers: Mapping[str, str], *, reads_until_reconciled: int = 2):
+        super().__init__()
         self.model_servers = dict(model_servers)  # storage URI -> base URL of a server of that model
         self.reads_until_reconciled = reads_until_reconciled
         self.services: dict[tuple[str, str], _Service] = {}
-        self.requests: list[tuple[str, str, dict[str, Any] | None]] = []  # (method, path?query, body)
         self.patches: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def requests(self) -> list[tuple[str, str, Any]]:
+        """(method, path?query, body) of each request so far."""
+        return [(request.method, request.target, request.body) for request in self.received]
 
     def stored(self, namespace: str, name: str) -> dict[str, Any]:
         return copy.deepcopy(self.services[(namespace, name)].obj)
 
     def verbs(self) -> set[str]:
         """The RBAC verbs the requests so far needed."""
-        return {{"GET": "get", "POST": "create", "PATCH": "patch", "DELETE": "delete"}[m] for m, _, _ in self.requests}
-
-    def __enter__(self) -> FakeKServeApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+        return {verb for verb, _, _ in self.permissions()}
 
     # --- the API ---------------------------------------------------------------------------------------
 
-    def handle(
-        self, method: str, path: str, query: dict[str, list[str]], content_type: str, body: Any
-    ) -> tuple[int, Any]:
-        if match := _COLLECTION.match(path):
-            if method == "POST":
-                return self._create(match.group(1), body, query)
-        elif match := _OBJECT.match(path):
-            namespace, name = match.groups()
-            if method == "GET":
-                return self._get(namespace, name)
-            if method == "PATCH":
-                if content_type != "application/merge-patch+json":
-                    return _status(415, "UnsupportedMediaType", f"this fake takes merge patches, not {content_type}")
-                return self._patch(namespace, name, body, query)
-            if method == "DELETE":
-                return self._delete(namespace, name)
-        return _status(404, "NotFound", f"{method} {path} is not served by this fake")
+    def handle(self, request: Request) -> Answer:
+        target = request.addresses("serving.kserve.io", "v1beta1", "inferenceservices")
+        if target is None:
+            return request.not_served()
+        if request.verb == "create":
+            return self._create(target, request.body, request.query)
+        if request.verb == "get":
+            return self._get(target)
+        if request.verb == "patch":
+            if (content_type := request.content_type) != "application/merge-patch+json":
+                return failure(415, "UnsupportedMediaType", f"this fake takes merge patches, not {content_type}")
+            return self._patch(target, request.body, request.query)
+        if request.verb == "delete":
+            return self._delete(target)
+        return request.not_served()
 
-    def _create(self, namespace: str, body: dict[str, Any], query: dict[str, list[str]]) -> tuple[int, Any]:
-        name = body.get("metadata", {}).get("name", "")
+    def _create(self, target: Resource, body: dict[str, Any], query: dict[str, list[str]]) -> Answer:
+        namespace, name = target.namespace, body.get("metadata", {}).get("name", "")
         if (namespace, name) in self.services:
-            return _status(409, "AlreadyExists", f'inferenceservices.serving.kserve.io "{name}" already exists')
+            return target.already_exists(name)
         if refusal := self._refusal(body, query):
             return refusal
         obj = copy.deepcopy(body)
@@ -126,10 +106,10 @@ class FakeKServeApi:
         self._spec_changed(service)
         return 201, obj
 
-    def _get(self, namespace: str, name: str) -> tuple[int, Any]:
-        service = self.services.get((namespace, name))
+    def _get(self, target: Resource) -> Answer:
+        service = self.services.get((target.namespace, target.name))
         if service is None:
-            return _status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            return target.not_found()
         if service.pending_status is not None:
             if service.reads_left == 0:
                 service.obj["status"] = service.pending_status
@@ -138,10 +118,10 @@ class FakeKServeApi:
                 service.reads_left -= 1
         return 200, service.obj
 
-    def _patch(self, namespace: str, name: str, patch: dict[str, Any], query: dict[str, list[str]]) -> tuple[int, Any]:
-        service = self.services.get((namespace, name))
+    def _patch(self, target: Resource, patch: dict[str, Any], query: dict[str, list[str]]) -> Answer:
+        service = self.services.get((target.namespace, target.name))
         if service is None:
-            return _status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
+            return target.not_found()
         self.patches.append(copy.deepcopy(patch))
         patched = apply_merge_patch(service.obj, {key: value for key, value in patch.items() if key != "status"})
         if refusal := self._refusal(patched, query):
@@ -155,16 +135,16 @@ class FakeKServeApi:
             self._spec_changed(service)
         return 200, patched
 
-    def _delete(self, namespace: str, name: str) -> tuple[int, Any]:
-        if self.services.pop((namespace, name), None) is None:
-            return _status(404, "NotFound", f'inferenceservices.serving.kserve.io "{name}" not found')
-        return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+    def _delete(self, target: Resource) -> Answer:
+        if self.services.pop((target.namespace, target.name), None) is None:
+            return target.not_found()
+        return deleted(target.name)
 
-    def _refusal(self, obj: dict[str, Any], query: dict[str, list[str]]) -> tuple[int, Any] | None:
+    def _refusal(self, obj: dict[str, Any], query: dict[str, list[str]]) -> Answer | None:
         if query.get("fieldValidation") != ["Strict"]:
-            return _status(400, "BadRequest", "this fake expects fieldValidation=Strict")
+            return failure(400, "BadRequest", "this fake expects fieldValidation=Strict")
         if (crd_schema.CRD_DIR / crd_schema.INFERENCE_SERVICE_CRD).exists() and (problems := crd_schema.manifest_errors(obj, crd_schema.INFERENCE_SERVICE_CRD, "v1beta1")):
-            return _status(422, "Invalid", "InferenceService is invalid: " + "; ".join(problems))
+            return failure(422, "Invalid", "InferenceService is invalid: " + "; ".join(problems))
         return None
 
     # --- the controller -------------------------------------------------------------------------------
@@ -234,33 +214,6 @@ class FakeKServeApi:
         }
         return status
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                parts = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                with fake._lock:
-                    fake.requests.append((self.command, self.path, body))
-                    code, payload = fake.handle(
-                        self.command, parts.path, parse_qs(parts.query), self.headers.get("Content-Type", ""), body
-                    )
-                    data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PATCH = do_DELETE = _serve
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Handler
-
 
 def _ready_status(url: str, predictor: dict[str, Any]) -> dict[str, Any]:
     return {
@@ -274,8 +227,3 @@ def _ready_status(url: str, predictor: dict[str, Any]) -> dict[str, Any]:
         "components": {"predictor": predictor},
         "modelStatus": {"transitionStatus": "UpToDate", "states": {"activeModelState": "Loaded"}},
     }
-
-
-def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
-    status = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message}
-    return code, {**status, "code": code}

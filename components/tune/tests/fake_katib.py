@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import copy
 import json
-import re
-import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 from components.tune.tests import katib_schema
 from components.tune.webhook import webhook_violations
+from kfp_mlops.testing.fake_apiserver import Answer, FakeKubernetesApi, Request, Resource, failure
 
-_EXPERIMENTS = re.compile(r"^/apis/kubeflow\.org/v1beta1/namespaces/([^/]+)/experiments$")
-_EXPERIMENT = re.compile(r"^/apis/kubeflow\.org/v1beta1/namespaces/([^/]+)/experiments/([^/]+)$")
-_TRIALS = re.compile(r"^/apis/kubeflow\.org/v1beta1/namespaces/([^/]+)/trials$")
+KATIB = ("kubeflow.org", "v1beta1")
 EXPERIMENT_LABEL = "katib.kubeflow.org/experiment"
 TIME = "2025-01-01T00:00:00Z"
 
@@ -46,58 +41,45 @@ class Outcome:
 Decide = Callable[[Mapping[str, str]], Outcome]
 
 
-class FakeKatibApi:
+class FakeKatibApi(FakeKubernetesApi):
     """Run with ``with FakeKatibApi(decide) as api:``; ``api.url`` is the API server's URL."""
 
     def __init__(self, decide: Decide, *, reads_until_done: int | None = 2):
+        super().__init__()
         self.decide = decide
         self.reads_until_done = reads_until_done
         self.experiments: dict[tuple[str, str], dict[str, Any]] = {}
         self.trials: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.jobs: list[dict[str, Any]] = []  # each trial's Job after Katib's substitution
-        self.requests: list[tuple[str, str]] = []  # (verb, resource) as RBAC names them
         self._reads: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeKatibApi:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
+    def requests(self) -> list[tuple[str, str]]:
+        """(verb, resource) of each request so far, as RBAC names them."""
+        permissions = (request.permission for request in self.received)
+        return [(verb, resource) for verb, _group, resource in permissions]
 
     # --- the API ---------------------------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> tuple[int, Any]:
-        if (match := _EXPERIMENTS.match(path)) and method == "POST":
-            self.requests.append(("create", "experiments"))
-            return self._create(match.group(1), body)
-        if (match := _EXPERIMENT.match(path)) and method == "GET":
-            self.requests.append(("get", "experiments"))
-            return self._get(*match.groups())
-        if (match := _TRIALS.match(path)) and method == "GET":
-            self.requests.append(("list", "trials"))
-            selector = query.get("labelSelector", [""])[0]
-            return self._list_trials(match.group(1), selector)
-        return _status(404, "NotFound", f"{method} {path} is not served by this fake")
+    def handle(self, request: Request) -> Answer:
+        if experiments := request.addresses(*KATIB, "experiments"):
+            if request.verb == "create":
+                return self._create(experiments, request.body)
+            if request.verb == "get":
+                return self._get(experiments)
+        if (trials := request.addresses(*KATIB, "trials")) and request.verb == "list":
+            return self._list_trials(trials.namespace, request.query.get("labelSelector", [""])[0])
+        return request.not_served()
 
-    def _create(self, namespace: str, body: dict[str, Any]) -> tuple[int, Any]:
-        name = body.get("metadata", {}).get("name", "")
+    def _create(self, target: Resource, body: dict[str, Any]) -> Answer:
+        namespace, name = target.namespace, body.get("metadata", {}).get("name", "")
         if (namespace, name) in self.experiments:
-            return _status(409, "AlreadyExists", f'experiments.kubeflow.org "{name}" already exists')
+            return target.already_exists(name)
         problems = webhook_violations(body)
         if katib_schema.KATIB_SWAGGER.exists():
             problems += katib_schema.errors(body)
         if problems:
-            return _status(422, "Invalid", "admission webhook denied the request: " + "; ".join(problems))
+            return failure(422, "Invalid", "admission webhook denied the request: " + "; ".join(problems))
         experiment = copy.deepcopy(body)
         experiment["metadata"].update(namespace=namespace, uid=f"uid-{name}", resourceVersion="1")
         experiment["status"] = {"conditions": [_condition("Created", "True", "ExperimentCreated")]}
@@ -105,10 +87,11 @@ class FakeKatibApi:
         self._reads[(namespace, name)] = 0
         return 201, experiment
 
-    def _get(self, namespace: str, name: str) -> tuple[int, Any]:
+    def _get(self, target: Resource) -> Answer:
+        namespace, name = target.namespace, target.name
         experiment = self.experiments.get((namespace, name))
         if experiment is None:
-            return _status(404, "NotFound", f'experiments.kubeflow.org "{name}" not found')
+            return target.not_found()
         self._reads[(namespace, name)] += 1
         if (namespace, name) not in self.trials:
             self.trials[(namespace, name)] = self._run_trials(experiment)
@@ -117,7 +100,7 @@ class FakeKatibApi:
             self._finish(experiment, self.trials[(namespace, name)])
         return 200, experiment
 
-    def _list_trials(self, namespace: str, selector: str) -> tuple[int, Any]:
+    def _list_trials(self, namespace: str, selector: str) -> Answer:
         label, _, value = selector.partition("=")
         items = [
             trial
@@ -187,30 +170,6 @@ class FakeKatibApi:
             status["currentOptimalTrial"] = optimal
         status["conditions"].append(_condition("Succeeded", "True", "ExperimentMaxTrialsReached"))
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self) -> None:
-                url = urlsplit(self.path)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length)) if length else None
-                with api._lock:
-                    code, payload = api.handle(self.command, url.path, parse_qs(url.query), body)
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        return Handler
-
 
 def _assignment(parameter: Mapping[str, Any], index: int, count: int) -> str:
     space = parameter["feasibleSpace"]
@@ -261,15 +220,4 @@ def _condition(kind: str, status: str, reason: str, message: str = "") -> dict[s
         "message": message,
         "lastUpdateTime": TIME,
         "lastTransitionTime": TIME,
-    }
-
-
-def _status(code: int, reason: str, message: str) -> tuple[int, dict[str, Any]]:
-    return code, {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "status": "Failure",
-        "reason": reason,
-        "message": message,
-        "code": code,
     }

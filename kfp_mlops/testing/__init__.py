@@ -1,0 +1,1 @@
+"""Test helpers shared by the components' tests (standard library only: importable in every venv)."""
