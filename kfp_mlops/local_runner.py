@@ -37,10 +37,22 @@ class ImageVenvTaskHandler(subprocess_task_handler.SubprocessTaskHandler):
         venv_python(image_name(image))  # fails early, with the fix, when the venv was never built
 
     def run(self) -> status.Status:
-        python = str(venv_python(image_name(self.image)))
-        command = subprocess_task_handler.replace_python_executable(self.full_command, python)
+        command = with_interpreter(self.full_command, str(venv_python(image_name(self.image))))
         return_code = subprocess_task_handler.run_local_subprocess(command, env_vars=self.env_vars)
         return status.Status.SUCCESS if return_code == 0 else status.Status.FAILURE
+
+
+EXECUTOR_START = "python3 -m kfp.dsl.executor_main"
+
+
+def with_interpreter(full_command: list[str], python: str) -> list[str]:
+    """``full_command`` with ``python`` starting KFP's executor.
+
+    Only the executor's start is rewritten: kfp.local's own ``replace_python_executable`` replaces
+    "python3" anywhere in the command, the task's inputs included, so an input path such as
+    ``.envs/train/lib/python3.11/...`` would reach the task mangled.
+    """
+    return [part.replace(EXECUTOR_START, f"{python} -m kfp.dsl.executor_main") for part in full_command]
 
 
 @contextlib.contextmanager

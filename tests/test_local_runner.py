@@ -65,3 +65,16 @@ def test_the_original_handler_is_restored(tmp_path):
         assert subprocess_task_handler.SubprocessTaskHandler is local_runner.ImageVenvTaskHandler
     assert subprocess_task_handler.SubprocessTaskHandler is original
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path))
+
+
+@dsl.component(base_image=image("data"), install_kfp_package=False)
+def echo(text: str) -> str:
+    return text
+
+
+def test_an_input_naming_python3_reaches_the_task_unchanged(tmp_path):
+    # kfp.local's own handler would replace "python3" inside this value with the interpreter's path.
+    path = "/opt/venv/lib/python3.11/site-packages/model"
+    local_runner.init(pipeline_root=tmp_path)
+    with local_runner.image_venvs():
+        assert echo(text=path).output == path
