@@ -1,16 +1,18 @@
 """Text classification (support tickets / intents):
-ingest → validate → [tune] → train → evaluate → champion/challenger gate → deploy."""
+ingest → validate → [tune] → train → register (challenger) → evaluate → champion/challenger gate → deploy
+(which moves the registry's champion alias)."""
 
 import json
 from pathlib import Path
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 from kfp.dsl import Dataset, Input
 
 from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.gate.component import gate
 from components.ingest.component import ingest
+from components.register.component import register
 from components.train.component import train
 from components.tune.component import tune
 from components.tune_local.component import tune_local
@@ -34,8 +36,29 @@ GPU_TRAINING = ResourceProfile(
     tolerations=(Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule"),),
 )
 
+# Tasks that talk to the MLflow tracking server read its credentials (and, if tracking_uri is empty, its URI)
+# from this Secret in the run's namespace. Optional: without it (or without a key) the variable stays unset, so
+# a tracking server without authentication, or a local run, needs no Secret. See manifests/mlflow/README.md.
+MLFLOW_CLIENT_SECRET = "mlflow-client-credentials"
+MLFLOW_CLIENT_KEYS = (
+    "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN",
+)  # fmt: skip
 
-@dsl.pipeline(name="text-train-release", description="Train with given hyperparameters, evaluate, gate, deploy.")
+
+def talks_to_registry(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """The MLflow client Secret as optional env; no caching, since the task writes to the registry every run."""
+    task.set_caching_options(False)
+    secret_key_to_env = {key: key for key in MLFLOW_CLIENT_KEYS}
+    return kubernetes.use_secret_as_env(task, MLFLOW_CLIENT_SECRET, secret_key_to_env, optional=True)
+
+
+KFP_RUN = dict(kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER)
+
+
+@dsl.pipeline(
+    name="text-train-release",
+    description="Train with given hyperparameters, register, evaluate, gate against the registry's champion, deploy.",
+)
 def train_and_release(
     train_data: Input[Dataset],
     eval_data: Input[Dataset],
@@ -53,9 +76,14 @@ def train_and_release(
     champion_model: str,
     min_accuracy: float,
     min_macro_f1: float,
+    thresholds: str,
     deploy_target: str,
     model_name: str,
-    smoke_text: str,
+    smoke_input: str,
+    tracking_uri: str,
+    deployment_mode: str = "Standard",
+    canary_traffic_percent: int = 0,
+    logger_url: str = "",
 ):
     trained = train(
         train_data=train_data,
@@ -73,6 +101,18 @@ def train_and_release(
     )
     GPU_TRAINING.apply(trained)
 
+    registered = register(
+        model=trained.outputs["model"],
+        train_data=train_data,
+        metrics=trained.outputs["metrics"],
+        model_name=model_name,
+        tracking_uri=tracking_uri,
+        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        alias="challenger",
+        **KFP_RUN,
+    )
+    talks_to_registry(registered)
+
     evaluate(
         model=trained.outputs["model"], test_data=test_data, text_column=text_column, label_column=label_column
     )
@@ -81,20 +121,40 @@ def train_and_release(
         challenger=trained.outputs["model"],
         test_data=test_data,
         champion_model=champion_model,
+        registry_model_name=model_name,
+        tracking_uri=tracking_uri,
+        challenger_version=registered.outputs["version"],
         text_column=text_column,
         label_column=label_column,
         min_accuracy=min_accuracy,
         min_macro_f1=min_macro_f1,
+        thresholds=thresholds,
+        **KFP_RUN,
     )
+    talks_to_registry(checked)
     with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
-        deploy(model=trained.outputs["model"], target=deploy_target, model_name=model_name, smoke_text=smoke_text)
+        released = deploy(
+            model=trained.outputs["model"],
+            target=deploy_target,
+            model_name=model_name,
+            smoke_input=smoke_input,
+            registry_model_name=model_name,
+            model_version=registered.outputs["version"],
+            tracking_uri=tracking_uri,
+            promotion_reason=checked.outputs["reason"],
+            deployment_mode=deployment_mode,
+            canary_traffic_percent=canary_traffic_percent,
+            logger_url=logger_url,
+            **KFP_RUN,
+        )
+        talks_to_registry(released)
 
 
 @dsl.pipeline(
     name="text-classification",
     description="Fine-tunes a MiniLM-L6 sequence classifier on labelled short texts, gated by TFDV validation, "
-    "optionally tuned (Optuna locally, Katib in a cluster), evaluated, compared with the champion and deployed "
-    "behind a KServe model server when blessed.",
+    "optionally tuned (Optuna locally, Katib in a cluster), registered in MLflow, evaluated, compared with the "
+    "registry's champion and deployed behind a KServe model server when blessed (the new champion).",
 )
 def text_classification(
     source: str,
@@ -117,12 +177,19 @@ def text_classification(
     champion_model: str = "",
     min_accuracy: float = 0.0,
     min_macro_f1: float = 0.0,
+    thresholds: str = "",
     deploy_target: str = "local",
     model_name: str = "text-classifier",
-    smoke_text: str = "my card payment was declined twice",
+    smoke_input: str = "my card payment was declined twice",
+    tracking_uri: str = "",
 ):
     """tune_backend: "none", "optuna" (local trials) or "katib" (an Experiment in the cluster).
-    champion_model: the deployed model's directory to compare against (empty: none yet).
+    model_name: the registered model's name in MLflow and the name it is served under.
+    tracking_uri: the MLflow tracking server (in a cluster, e.g. http://mlflow.kfp-mlops.svc.cluster.local:5000);
+    empty: MLFLOW_TRACKING_URI from the optional Secret mlflow-client-credentials, else the embedded SQLite
+    store under the project's local state dir (local runs). Never put credentials in it: they come from that Secret.
+    champion_model: a model directory to compare against instead of the registry's champion (empty: the registry's).
+    thresholds: more absolute bars for the gate, a JSON object such as {"weighted_f1": ">=0.8"}.
     deploy_target: "local" (a KServe server inside the task, smoke-tested) or "kserve" (an InferenceService)."""
     data = ingest(
         source=source,
@@ -157,9 +224,11 @@ def text_classification(
         champion_model=champion_model,
         min_accuracy=min_accuracy,
         min_macro_f1=min_macro_f1,
+        thresholds=thresholds,
         deploy_target=deploy_target,
         model_name=model_name,
-        smoke_text=smoke_text,
+        smoke_input=smoke_input,
+        tracking_uri=tracking_uri,
     )
 
     with dsl.If(tune_backend == "katib", name="tune-with-katib"):

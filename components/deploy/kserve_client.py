@@ -33,8 +33,15 @@ from components.deploy.inference_service import (
     update_patch,
     validate,
 )
-from components.deploy.local import DeployOutputs, write_atomically
-from components.deploy.smoke import DeployError, SmokeResult, send_smoke_request, v1_predict_url
+from components.deploy.local import DeployOutputs, prediction_summary, write_atomically
+from components.deploy.smoke import (
+    DeployError,
+    Instance,
+    SmokeResult,
+    send_smoke_request,
+    smoke_instance,
+    v1_predict_url,
+)
 
 POLL_INTERVAL_S = 2.0
 SERVICE_ACCOUNT_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -226,7 +233,7 @@ class Rollout:
 def roll_out(
     services: InferenceServices,
     config: InferenceServiceConfig,
-    smoke_texts: Sequence[str],
+    smoke_inputs: Sequence[Instance],
     *,
     ready_timeout_s: float = 600.0,
     poll_s: float = POLL_INTERVAL_S,
@@ -236,8 +243,8 @@ def roll_out(
     On any failure after the change is applied, a first deployment is deleted and an update is rolled back to
     the spec it had before; the DeployError says which, with the cause.
     """
-    if not smoke_texts:
-        raise DeployError("smoke_texts is empty: give at least one text to send to the deployed model")
+    if not smoke_inputs:
+        raise DeployError("smoke_inputs is empty: give at least one instance to send to the deployed model")
     validate(config)
     existing = services.get(config.name)
     if existing is None and config.is_canary:
@@ -263,7 +270,7 @@ def roll_out(
                 latest_traffic_percent=config.canary_traffic_percent,
             )  # fmt: skip
             rollout.log(f"canary revision {revision(isvc)} ready with {config.canary_traffic_percent}% of traffic")
-            rollout.smoke = send_smoke_request(v1_predict_url(canary_url(isvc), config.name), smoke_texts)
+            rollout.smoke = send_smoke_request(v1_predict_url(canary_url(isvc), config.name), smoke_inputs)
             rollout.log(f"smoke request to the canary passed ({rollout.smoke.latency_ms:.0f} ms)")
             services.patch(config.name, {"spec": {"predictor": {"canaryTrafficPercent": None}}})
             isvc = wait_until_ready(
@@ -276,7 +283,7 @@ def roll_out(
                 latest_traffic_percent=100 if knative else None,
             )  # fmt: skip
             rollout.log(f"revision {revision(isvc)} ready")
-            rollout.smoke = send_smoke_request(v1_predict_url(serving_url(isvc), config.name), smoke_texts)
+            rollout.smoke = send_smoke_request(v1_predict_url(serving_url(isvc), config.name), smoke_inputs)
             rollout.log(f"smoke request passed ({rollout.smoke.latency_ms:.0f} ms)")
         rollout.url = serving_url(isvc)
         rollout.revision = revision(isvc)
@@ -361,7 +368,7 @@ def deploy_with_kserve(
     report_path: str,
     model_uri: str,
     model_name: str,
-    smoke_text: str,
+    smoke_input: str,
     *,
     namespace: str = "",
     storage_uri: str = "",
@@ -378,7 +385,8 @@ def deploy_with_kserve(
     poll_s: float = POLL_INTERVAL_S,
     api: k8s.CustomObjectsApi | None = None,
 ) -> DeployOutputs:
-    """Roll ``model_uri`` (or ``storage_uri``) out as the InferenceService ``model_name``, write the report.
+    """Roll ``model_uri`` (or ``storage_uri``) out as the InferenceService ``model_name``, smoke-test it with
+    ``smoke_input`` (see :func:`smoke_instance`), write the report.
 
     ``namespace`` defaults to the pod's own; ``api`` to the in-cluster (else kubeconfig) API.
     """
@@ -395,8 +403,9 @@ def deploy_with_kserve(
         service_account_name=service_account_name,
     )
     validate(config)  # before any call to the cluster
+    instance = smoke_instance(smoke_input)
     services = InferenceServices(api or load_custom_objects_api(), config.namespace)
-    rollout = roll_out(services, config, [smoke_text], ready_timeout_s=ready_timeout_s, poll_s=poll_s)
+    rollout = roll_out(services, config, [instance], ready_timeout_s=ready_timeout_s, poll_s=poll_s)
     write_atomically(Path(report_path), rollout_report(rollout))
     return DeployOutputs(rollout.url, json.dumps(rollout.smoke.predictions[0]), rollout.revision)
 
@@ -420,7 +429,7 @@ def rollout_report(rollout: Rollout) -> str:
         f"- Canary: {canary}",
         f"- Model: `{storage_uri}`, image `{container['image']}`",
         f"- Smoke request: `POST {smoke.url}` (V1 protocol), {smoke.latency_ms:.1f} ms",
-        f"- Prediction: **{prediction['label']}** (score {prediction['score']:.3f})",
+        f"- Prediction: {prediction_summary(prediction)}",
         "",
         "## Timeline",
         "",

@@ -136,7 +136,8 @@ def format_lineage(lineage: dict[str, Any]) -> str:
         f"  artifact      {data['artifact_uri'] or '-'}",
         f"code            kfp-mlops {code['version'] or '-'}  git {code['git_commit'] or '-'}",
         "  images        " + (", ".join(f"{k}={v}" for k, v in sorted(code["images"].items())) or "-"),
-        f"pipeline run    {pipeline['run_id'] or '-'}  task {pipeline['task_id'] or '-'}",
+        f"pipeline run    {pipeline['run_id'] or '-'}  task {pipeline['task_id'] or '-'}"
+        + (f"  ({pipeline['run_name']})" if pipeline.get("run_name") else ""),
     ]
     lines += [f"  alias         {_event_line_from_dict(event)}" for event in lineage["alias_history"]]
     return "\n".join(lines)
@@ -254,8 +255,14 @@ def _event_line(event) -> str:
 
 
 def _event_line_from_dict(event: dict[str, Any]) -> str:
-    moved = f"v{event['previous_version']} -> v{event['version']}" if event["previous_version"] else f"-> v{event['version']}"
-    return f"{event['at']}  {event['alias']} {event['action']} {moved}  by {event['actor']}: {event['reason']}"
+    if event["action"] == "declined":
+        stays = f"stays v{event['previous_version']}" if event["previous_version"] else "stays unset"
+        what = f"declined v{event['version']} ({stays})"
+    elif event["previous_version"]:
+        what = f"{event['action']} v{event['previous_version']} -> v{event['version']}"
+    else:
+        what = f"{event['action']} -> v{event['version']}"
+    return f"{event['at']}  {event['alias']} {what}  by {event['actor']}: {event['reason']}"
 
 
 def _short(value: str, limit: int = 60) -> str:

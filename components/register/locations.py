@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import urlparse
 
 from kfp_mlops.paths import LOCAL_DIR
 
@@ -24,3 +25,14 @@ def embedded_artifact_root(state_dir: Path = EMBEDDED_DIR) -> Path:
 
 def resolve_tracking_uri(tracking_uri: str = "") -> str:
     return tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "") or embedded_tracking_uri()
+
+
+def check_task_tracking_uri(tracking_uri: str) -> None:
+    """Refuse a pipeline task's ``tracking_uri`` that carries credentials: a parameter ends up in the compiled
+    pipeline and the run's records; credentials come from the environment (a Kubernetes Secret)."""
+    if "@" in urlparse(tracking_uri).netloc:
+        raise ValueError(
+            "tracking_uri must not carry credentials (they would be stored in the compiled pipeline); give the "
+            "tracking server's credentials as MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (or "
+            "MLFLOW_TRACKING_TOKEN) from a Kubernetes Secret"
+        )

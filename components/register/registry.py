@@ -8,6 +8,8 @@ One class, :class:`ModelRegistry`, on top of ``mlflow.MlflowClient``:
 - ``set_alias`` / ``rollback`` move aliases (``champion``, ``challenger``) and record every move as its own
   registered-model tag ``alias_log.<alias>.<time_ns>.<id>`` (a JSON event), so concurrent writers never
   overwrite each other's history and ``rollback`` can restore the version the alias held before.
+  ``record_declined`` records, the same way, that a version was refused the alias (a gate that did not
+  bless it, a deployment that failed and was rolled back) while the alias stayed where it was.
 - ``lineage`` answers "where does this model come from": version → training run → data → pipeline run.
 
 Tracking URI: the argument, else ``MLFLOW_TRACKING_URI``, else an embedded SQLite store under the project's
@@ -144,13 +146,17 @@ class CodeVersion:
 
 @dataclass(frozen=True)
 class PipelineRun:
-    """The KFP run and task that registered the model (``dsl.PIPELINE_JOB_ID_PLACEHOLDER`` / ``..._TASK_ID_...``)."""
+    """The KFP run and task that registered the model: ``dsl.PIPELINE_JOB_ID_PLACEHOLDER``,
+    ``dsl.PIPELINE_TASK_ID_PLACEHOLDER`` and ``dsl.PIPELINE_JOB_NAME_PLACEHOLDER`` (under kfp.local, the name of
+    the run's folder in the pipeline root)."""
 
     run_id: str = ""
     task_id: str = ""
+    run_name: str = ""
 
     def tags(self) -> dict[str, str]:
-        return {key: value for key, value in {"kfp.run_id": self.run_id, "kfp.task_id": self.task_id}.items() if value}
+        tags = {"kfp.run_id": self.run_id, "kfp.task_id": self.task_id, "kfp.run_name": self.run_name}
+        return {key: value for key, value in tags.items() if value}
 
 
 @dataclass(frozen=True)
@@ -177,9 +183,15 @@ class ModelSummary:
     """alias → version"""
 
 
+ALIAS_MOVES = ("set", "rollback")
+"""Actions that move an alias; ``declined`` (the alias stays) is recorded beside them."""
+
+
 @dataclass(frozen=True)
 class AliasEvent:
-    """One recorded alias move. ``action`` is ``set`` or ``rollback``; ``previous_version`` is None for a first set."""
+    """One recorded alias event. ``action`` ``set`` or ``rollback``: the alias moved from ``previous_version``
+    (None for a first set) to ``version``. ``declined``: ``version`` was refused the alias, which stays at
+    ``previous_version`` (None when it points nowhere)."""
 
     alias: str
     action: str
@@ -558,7 +570,11 @@ class ModelRegistry:
                 "git_commit": tags.get("code.git_commit", ""),
                 "images": {key[len("image."):]: value for key, value in tags.items() if key.startswith("image.")},
             },
-            "pipeline_run": {"run_id": tags.get("kfp.run_id", ""), "task_id": tags.get("kfp.task_id", "")},
+            "pipeline_run": {
+                "run_id": tags.get("kfp.run_id", ""),
+                "task_id": tags.get("kfp.task_id", ""),
+                "run_name": tags.get("kfp.run_name", ""),
+            },
             "alias_history": history,
         }
 
@@ -622,6 +638,14 @@ class ModelRegistry:
         event = AliasEvent(alias, "rollback", target, current.version, reason or "rollback", actor or default_actor(), _now())
         return self._record(name, event)
 
+    def record_declined(self, name: str, alias: str, version: str, *, reason: str, actor: str) -> AliasEvent:
+        """Record that ``version`` was refused ``alias`` (not blessed, or its deployment failed); the alias stays."""
+        check_alias(alias)
+        version = self._version_info(name, str(version)).version
+        current = self._registered_model(name).aliases.get(alias)
+        previous = None if current is None else str(current)
+        return self._record(name, AliasEvent(alias, "declined", version, previous, reason, actor, _now()))
+
     def alias_history(self, name: str, alias: str = "") -> list[AliasEvent]:
         """Recorded alias moves of ``name`` (one alias, or all), oldest first."""
         prefix = ALIAS_LOG_PREFIX + (f"{alias}." if alias else "")
@@ -661,7 +685,7 @@ class ModelRegistry:
 def _alias_stack(events: list[AliasEvent]) -> list[str]:
     """The versions an alias held, oldest first, with rolled-back versions removed."""
     held: list[str] = []
-    for event in events:
+    for event in (event for event in events if event.action in ALIAS_MOVES):
         if event.action == "rollback" and held and held[-1] == event.previous_version:
             held.pop()
         if not held or held[-1] != event.version:

@@ -53,8 +53,8 @@ def test_a_model_dir_without_config_is_a_clear_error_and_leaves_no_server(tiny_m
     assert not new_children(before)
 
 
-def test_smoke_texts_are_required(tiny_model_dir: Path) -> None:
-    with pytest.raises(DeployError, match="smoke_texts is empty"):
+def test_smoke_inputs_are_required(tiny_model_dir: Path) -> None:
+    with pytest.raises(DeployError, match="smoke_inputs is empty"):
         serve_locally(tiny_model_dir, "tiny", [])
 
 

@@ -43,10 +43,14 @@ def test_promote_show_rollback_lineage_and_download(two_versions, model_name, ca
     status, out, _ = run(capsys, "models", "rollback", model_name, "--reason", "p99 latency", *uri)
     assert status == 0 and "champion rollback v2 -> v1" in out and "p99 latency" in out
 
+    ModelRegistry(two_versions).record_declined(model_name, "champion", "2", reason="not blessed by gate: x", actor="r9")
+    status, out, _ = run(capsys, "models", "show", model_name, *uri)
+    assert status == 0 and "champion declined v2 (stays v1)  by r9: not blessed by gate: x" in out
+
     status, out, _ = run(capsys, "models", "show", model_name, "--json", *uri)
     shown = json.loads(out)
     assert [v["aliases"] for v in shown["versions"]] == [["champion"], []]
-    assert [e["action"] for e in shown["alias_history"]] == ["set", "set", "rollback"]
+    assert [e["action"] for e in shown["alias_history"]] == ["set", "set", "rollback", "declined"]
 
     status, out, _ = run(capsys, "lineage", model_name, *uri)  # the champion by default
     assert status == 0

@@ -29,11 +29,14 @@ def test_the_component_logic_registers_with_the_pipeline_facts(embedded_uri, mod
         tracking_uri=embedded_uri,
         kfp_run_id="3f1c-run",
         kfp_task_id="9a2e-task",
+        kfp_run_name="text-classification-2026-05-01-10-00-00-000000",
     )
     assert registered == (("1", f"models:/{model_name}/1"))
     registry = ModelRegistry(embedded_uri)
     lineage = registry.lineage(model_name, "1")
-    assert lineage["pipeline_run"] == {"run_id": "3f1c-run", "task_id": "9a2e-task"}
+    assert lineage["pipeline_run"] == {
+        "run_id": "3f1c-run", "task_id": "9a2e-task", "run_name": "text-classification-2026-05-01-10-00-00-000000",
+    }  # fmt: skip
     assert lineage["data"]["sha256"] == INGEST_METADATA["sha256"]
     assert lineage["data"]["artifact_uri"] == "gs://root/pipeline/ingest/train_data"
     assert lineage["training_run"]["metrics"] == pytest.approx(KFP_METRICS)

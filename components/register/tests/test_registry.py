@@ -73,7 +73,7 @@ def test_a_registration_records_run_data_code_pipeline_and_the_model_files(regis
     assert stored == expected
     facts = json.loads(Path(client.download_artifacts(registration.run_id, REGISTRY_FILE)).read_text())
     assert facts["data"]["source_uris"] == INGEST_METADATA["source_uris"]
-    assert facts["pipeline_run"] == {"run_id": "run-7f3a", "task_id": "task-register-1"}
+    assert facts["pipeline_run"] == {"run_id": "run-7f3a", "task_id": "task-register-1", "run_name": ""}
 
     assert register(registry, model_name, model_dir).version.version == "2"
     assert [info.version for info in registry.versions(model_name)] == ["1", "2"]
@@ -123,6 +123,28 @@ def test_alias_moves_are_recorded_and_rollback_restores_the_previous_champion(re
     assert registry.rollback(model_name, "champion").version == "1"  # the rolled-back 2 and 3 are off the stack
 
 
+def test_a_declined_version_is_recorded_and_leaves_the_alias_and_its_rollback_stack_alone(embedded, model_name, model_dir):
+    for _ in range(3):
+        register(embedded, model_name, model_dir)
+    first = embedded.record_declined(model_name, "champion", "1", reason="not blessed by gate: x", actor="kfp run r1")
+    assert (first.action, first.version, first.previous_version) == ("declined", "1", None)
+    assert embedded.get_alias(model_name, "champion") is None
+    embedded.set_alias(model_name, "champion", "1", reason="blessed", actor="kfp run r2")
+    embedded.set_alias(model_name, "champion", "2", reason="blessed", actor="kfp run r3")
+    declined = embedded.record_declined(model_name, "champion", "3", reason="deployment (kserve) failed", actor="kfp run r4")
+    assert (declined.previous_version, declined.version, declined.reason) == ("2", "3", "deployment (kserve) failed")
+    assert embedded.get_alias(model_name, "champion").version == "2"
+    history = embedded.alias_history(model_name, "champion")
+    assert [(e.action, e.previous_version, e.version) for e in history] == [
+        ("declined", None, "1"), ("set", None, "1"), ("set", "1", "2"), ("declined", "2", "3"),
+    ]  # fmt: skip
+    assert embedded.rollback(model_name, "champion").version == "1"  # the declined 3 never held the alias
+    lineage = embedded.lineage(model_name, "3")
+    assert [e["action"] for e in lineage["alias_history"]] == ["declined"]
+    with pytest.raises(RegistryError, match="has no version 9"):
+        embedded.record_declined(model_name, "champion", "9", reason="x", actor="y")
+
+
 def test_rollback_refuses_an_alias_moved_outside_the_registry(embedded, model_name, model_dir):
     for _ in range(2):
         register(embedded, model_name, model_dir)
@@ -157,7 +179,7 @@ def test_lineage_goes_from_version_to_run_to_data_to_pipeline_run(registry, mode
     assert lineage["training_run"]["metrics"]["eval_accuracy"] == pytest.approx(0.9375)
     assert lineage["data"]["sha256"] == "a" * 64 and lineage["data"]["source_uris"] == INGEST_METADATA["source_uris"]
     assert lineage["code"]["images"]["train"] == images.image("train")
-    assert lineage["pipeline_run"] == {"run_id": "run-7f3a", "task_id": "task-register-1"}
+    assert lineage["pipeline_run"] == {"run_id": "run-7f3a", "task_id": "task-register-1", "run_name": ""}
     assert [e["reason"] for e in lineage["alias_history"]] == ["first release"]
 
 
