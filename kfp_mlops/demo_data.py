@@ -1,4 +1,5 @@
-"""Seeded demo data that needs no download: operations/support tickets labelled with a category.
+"""Seeded demo data that needs no download: operations/support tickets labelled with a category, and (by
+``WRITERS``) the other families' data sets, such as the task records of :mod:`kfp_mlops.demo_tasks`.
 
 Each ticket is built from category-specific phrasings, shared filler, product names and occasional
 typos, so categories overlap the way real tickets do and a classifier has something to learn.
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
+
+from kfp_mlops import demo_metrics, demo_tasks
 
 CATEGORIES: dict[str, list[str]] = {
     "billing": [
@@ -102,13 +107,66 @@ def _typo(text: str, rng: random.Random) -> str:
 
 
 def write(family: str, out: Path, rows: int = 3000, seed: int = 0, drift: bool = False) -> Path:
-    if family != "tickets":
-        raise ValueError(f"unknown demo data set {family!r}; known: tickets")
+    """Write ``rows`` rows of the demo data set ``family`` (see WRITERS) as CSV to ``out``, atomically."""
+    if family not in WRITERS:
+        raise ValueError(f"unknown demo data set {family!r}; known: {', '.join(WRITERS)}")
+    return WRITERS[family](Path(out), rows, seed, drift)
+
+
+def _write_csv(out: Path, fields: list[str], records: list[dict[str, str]]) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(tickets(rows, seed=seed, drift=drift))
+        writer.writerows(records)
     partial.replace(out)
     return out
+
+
+def _write_tickets(out: Path, rows: int, seed: int, drift: bool) -> Path:
+    return _write_csv(out, FIELDS, tickets(rows, seed=seed, drift=drift))
+
+
+# drift=True for task records: the mix moves to heavy work (training, ETL), so types, CPUs, memory and durations shift
+TASK_DRIFT_KEEP = {"training": 1.0, "etl": 0.9, "backup": 0.4, "inference": 0.15, "report": 0.15}
+
+
+def _write_tasks(out: Path, rows: int, seed: int, drift: bool) -> Path:
+    records = demo_tasks.tasks(rows * 4 if drift else rows, seed=seed)
+    if drift:
+        rng = random.Random(seed)
+        records = [r for r in records if rng.random() < TASK_DRIFT_KEEP[r["task_type"]]][:rows]
+    return _write_csv(out, demo_tasks.FIELDS, records)
+
+
+# family -> writer(out, rows, seed, drift); `kfp-mlops demo-data FAMILY` and `demo:FAMILY` sources use these
+# (metrics: `rows` time steps of 3 hosts, one row per host and step)
+WRITERS: dict[str, Callable[[Path, int, int, bool], Path]] = {
+    "tickets": _write_tickets, "tasks": _write_tasks, "metrics": demo_metrics.write,
+}
+DEMO_SCHEME = "demo:"
+"""A pipeline parameter ``demo:<family>`` (e.g. a source default ``demo:tasks``) stands for that demo data set: a
+local run writes it (3000 rows, seed 0) and passes its path instead; a cluster cannot see local files."""
+
+
+def demo_parameters(defaults: Mapping[str, Any], arguments: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters (given, else their defaults) whose value is ``demo:<family>``: name -> family."""
+    values = {**defaults, **arguments}
+    found = {}
+    for name, value in values.items():
+        if isinstance(value, str) and value.startswith(DEMO_SCHEME):
+            family = value.removeprefix(DEMO_SCHEME)
+            if family not in WRITERS:
+                raise ValueError(f"parameter {name!r}: unknown demo data set {value!r}; known: {', '.join(WRITERS)}")
+            found[name] = family
+    return found
+
+
+def with_demo_data(defaults: Mapping[str, Any], arguments: Mapping[str, Any], directory: Path) -> dict[str, Any]:
+    """``arguments`` with every ``demo:<family>`` value (given or default) replaced by the path of that data set,
+    written to ``directory/<family>.csv``."""
+    resolved = dict(arguments)
+    for name, family in demo_parameters(defaults, arguments).items():
+        resolved[name] = str(write(family, Path(directory) / f"{family}.csv"))
+    return resolved

@@ -1,4 +1,5 @@
-"""Evaluate a text classifier (a Hugging Face model dir) on a labelled Parquet test set, or regression predictions."""
+"""Evaluate a text classifier (a Hugging Face model dir) or a tabular model (train_tabular's) on a labelled test
+set, or regression predictions."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from components.evaluate.metrics import EvaluationResult, evaluate_predictions, regression_metrics, roc_target
-from components.evaluate.predict import load_classifier, predict_probabilities
 from components.evaluate.report import html_report, markdown_report, regression_html, regression_markdown
 from components.train.labels import label_names
 
@@ -71,6 +71,9 @@ def evaluate_model(
     """Predict the class probabilities of every test row with the model in ``model_dir`` and score them."""
     if calibration_bins < 1:
         raise EvaluateError(f"calibration_bins must be at least 1, got {calibration_bins}")
+    # torch and transformers load only for text models: a tabular evaluation never needs them
+    from components.evaluate.predict import load_classifier, predict_probabilities
+
     classifier = load_classifier(model_dir)
     try:
         roc_target(classifier.labels, roc_positive_class)  # fail before the costly predictions
@@ -143,6 +146,58 @@ def evaluate_regression(
         write_atomically(html_report_path, regression_html(title, metrics, y_true, y_pred))
     write_atomically(report_path, regression_markdown(title, metrics))
     return metrics
+
+
+def evaluate_tabular(
+    model_dir: str,
+    test_path: str,
+    report_path: str,
+    html_report_path: str | None = None,
+    task: str = "classification",
+    label_column: str = "label",
+    slice_column: str = "",
+    calibration_bins: int = 10,
+    roc_positive_class: str = "",
+) -> EvaluationResult | dict[str, float]:
+    """Evaluate a train_tabular model on a labelled Parquet or CSV test set; write the reports.
+
+    A classifier gets the text classifier's evaluation (an EvaluationResult); a regressor RMSE, MAE, R², rows
+    and its p10-p90 interval coverage and mean width (a dict), with a residual plot in the HTML report.
+    """
+    from components.train_tabular import scoring, tabular_model
+    from components.train_tabular.hyperparameters import TabularError
+
+    if calibration_bins < 1:
+        raise EvaluateError(f"calibration_bins must be at least 1, got {calibration_bins}")
+    try:
+        model = tabular_model.load(Path(model_dir))
+        frame = scoring.read_labelled(test_path, label_column)
+    except TabularError as error:
+        raise EvaluateError(str(error)) from error
+    if model.manifest["task"] != task:
+        raise EvaluateError(f"{model_dir} is a tabular {model.manifest['task']} model, but task is {task!r}")
+    title = f"Evaluation of {model_dir} on {test_path}"
+    try:  # TabularError (features) and evaluate_predictions' own checks are ValueErrors
+        if task == "regression":
+            evaluation = scoring.regression_evaluation(model, frame, label_column)
+        else:
+            result = scoring.classification_evaluation(
+                model, frame, label_column, calibration_bins=calibration_bins,
+                roc_positive_class=roc_positive_class, slice_column=slice_column,
+            )  # fmt: skip
+    except ValueError as error:
+        raise EvaluateError(f"{test_path}: {error}") from error
+    if task == "classification":
+        if html_report_path:
+            write_atomically(html_report_path, html_report(title, result))
+        write_atomically(report_path, markdown_report(title, result))
+        return result
+    if html_report_path:
+        write_atomically(
+            html_report_path, regression_html(title, evaluation.metrics, evaluation.y_true, evaluation.y_pred)
+        )
+    write_atomically(report_path, regression_markdown(title, evaluation.metrics))
+    return evaluation.metrics
 
 
 def write_atomically(path: str, text: str) -> None:

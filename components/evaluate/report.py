@@ -9,6 +9,11 @@ from components.evaluate.metrics import EvaluationResult
 from components.evaluate.plots import confusion_heatmap, reliability_chart, residual_plot, roc_chart
 
 REGRESSION_METRICS = (("rmse", "RMSE"), ("mae", "MAE"), ("r2", "R²"), ("rows", "test rows"))
+# A model with prediction intervals (train_tabular's regressors) also reports these.
+INTERVAL_METRICS = (
+    ("interval_coverage", "p10-p90 interval coverage (share of rows inside; nominal 0.8)"),
+    ("interval_width", "mean p10-p90 interval width"),
+)
 
 
 def summary_rows(result: EvaluationResult) -> list[tuple[str, str]]:
@@ -103,13 +108,19 @@ def html_report(title: str, result: EvaluationResult) -> str:
     return html_page(title, sections)
 
 
+def regression_rows(metrics: Mapping[str, float]) -> list[tuple[str, str]]:
+    """(name, formatted value) of the regression metrics, interval metrics included when present."""
+    named = REGRESSION_METRICS + tuple(item for item in INTERVAL_METRICS if item[0] in metrics)
+    return [(name, _format(metrics[key])) for key, name in named]
+
+
 def regression_markdown(title: str, metrics: Mapping[str, float]) -> str:
-    rows = [(name, _format(metrics[key])) for key, name in REGRESSION_METRICS]
+    rows = regression_rows(metrics)
     return "\n".join([f"# {markdown_cell(title)}", "", *_markdown_table(["metric", "value"], rows, numeric=False), ""])
 
 
 def regression_html(title: str, metrics: Mapping[str, float], y_true: Sequence[float], y_pred: Sequence[float]) -> str:
-    rows = [(name, _format(metrics[key])) for key, name in REGRESSION_METRICS]
+    rows = regression_rows(metrics)
     return html_page(
         title, [_html_table(["metric", "value"], rows), "<h2>Residuals</h2>", residual_plot(y_true, y_pred)]
     )

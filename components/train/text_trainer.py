@@ -31,7 +31,6 @@ import time
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +54,7 @@ from components.train.distributed import ProcessContext, resolve_num_processes, 
 from components.train.labels import LabelMap, label_names
 from components.train.models import check_base_model, load_base_model
 from components.train.report import curves_page
+from components.tune.metric_lines import katib_metric_lines
 
 WEIGHT_DECAY = 0.01
 MAX_GRAD_NORM = 1.0
@@ -500,14 +500,6 @@ def _train(
                 flush=True,
             )
     return state, total_steps
-
-
-def katib_metric_lines(row: dict[str, float]) -> str:
-    """One ``<RFC 3339 time> name=value`` line per metric: Katib's StdOut collector takes a leading RFC 3339
-    token as the observation's time, and medianstop orders a trial's observations by it (without one, every
-    observation gets the zero time)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-    return "\n".join(f"{now} {name}={value:.6g}" for name, value in row.items())
 
 
 def _update_early_stopping(state: LoopState, config: TrainConfig, value: float) -> bool:

@@ -1,7 +1,7 @@
 """A trained tabular model: preprocessing + estimator (+ quantile models), saved without pickle.
 
 Layout of a model directory:
-  model.json           manifest: task, target, features and their types, classes, target transform,
+  model.json           manifest: family ("tabular"), task, target, features and their types, classes, target transform,
                        algorithm, framework, versions, hyperparameters and the sha256 of every file below
   preprocessor.skops   the fitted ColumnTransformer (impute, scale, one-hot), skops format
   estimator.skops      scikit-learn estimator (skops)   | model.ubj     XGBoost model (UBJSON)
@@ -33,6 +33,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from components.train_tabular.hyperparameters import TabularError
 
 MANIFEST = "model.json"
+FAMILY = "tabular"  # model.json's "family": how servers and gates tell a tabular model directory from others
 FORMAT_VERSION = 1
 QUANTILES = (0.1, 0.9)
 # Types beyond skops' defaults that our own files hold; anything else in a file is refused.
@@ -174,6 +175,8 @@ def load(model_dir: Path) -> TabularModel:
     if not manifest_path.is_file():
         raise TabularError(f"{model_dir} is not a tabular model directory: no {MANIFEST}")
     manifest = json.loads(manifest_path.read_text())
+    if manifest.get("family") != FAMILY:
+        raise TabularError(f"{manifest_path}: family {manifest.get('family')!r} is not {FAMILY!r}")
     if manifest.get("format_version") != FORMAT_VERSION:
         found = manifest.get("format_version")
         raise TabularError(f"{manifest_path}: format_version {found!r} is not {FORMAT_VERSION}")

@@ -3,12 +3,24 @@
 Reads Parquet or CSV train/eval files, fits preprocessing + estimator on the train split (classes
 weighted by inverse frequency unless ``class_weight`` is "none"), adds p10/p90 quantile models for
 regression, evaluates on the eval split against a trivial baseline and saves the model directory
-(see tabular_model.py). Metrics are printed as Katib ``name=value`` lines.
+(see tabular_model.py). Metrics are printed as Katib ``<RFC 3339 time> name=value`` lines.
+
+Run by the ``train_tabular`` component, or on its own (e.g. as a Katib or Optuna trial of the tune
+components)::
+
+    python -m components.train_tabular.tabular_trainer --config config.json   # or --config '{"train_path": ...}'
+
+The config is a JSON object of :func:`train_tabular_model`'s arguments; a hyperparameter may also be given
+as a field of its own (``"max_depth": 4``), which is how a tuner sets the values of a trial.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +40,7 @@ from components.train_tabular import hyperparameters as hp
 from components.train_tabular import tabular_model
 from components.train_tabular.hyperparameters import TabularError
 from components.train_tabular.tabular_model import QUANTILES, TabularModel
+from components.tune.metric_lines import katib_metric_lines
 
 TASKS = ("classification", "regression")
 
@@ -41,7 +54,16 @@ class TabularResult:
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
-    """A Parquet file or directory (recognised by content, not name) or a CSV file."""
+    """A Parquet file or directory (recognised by content, not name) or a CSV file; or Parquet at a URI
+    that pyarrow opens (gs://, s3://, file://), which is how a Katib trial pod reads its data."""
+    if "://" in str(path):
+        try:
+            frame = pd.read_parquet(str(path))
+        except (OSError, ValueError) as error:
+            raise TabularError(f"{path}: unreadable as Parquet: {error}") from error
+        if frame.empty:
+            raise TabularError(f"{path}: no rows")
+        return frame.reset_index(drop=True)
     path = Path(path)
     if not path.exists():
         raise TabularError(f"{path}: no such file")
@@ -115,6 +137,7 @@ def _train(
     started = time.perf_counter()
     matrix_train = preprocessor.fit_transform(x_train)
     manifest = {
+        "family": tabular_model.FAMILY,
         "task": task,
         "target": target_column,
         "algorithm": algorithm,
@@ -154,8 +177,7 @@ def _train(
     )
     model.manifest["metrics"] = metrics
     saved = tabular_model.save(model, Path(model_dir))
-    for name, value in metrics.items():
-        print(f"{name}={value}", flush=True)
+    print(katib_metric_lines(metrics), flush=True)
     metadata = {
         "framework": saved["framework"],
         "format": "skops+xgboost-ubj" if saved["framework"] == "xgboost" else "skops",
@@ -351,3 +373,85 @@ def regression_metrics(model: TabularModel, x: pd.DataFrame, y: np.ndarray, base
         "baseline_rmse": float(np.sqrt(mean_squared_error(y, np.full_like(y, baseline)))),
         "baseline_mae": float(mean_absolute_error(y, np.full_like(y, baseline))),
     }
+
+
+# The --config fields and the JSON types they take.
+CONFIG_FIELDS: dict[str, tuple[type, ...]] = {
+    "train_path": (str,),
+    "eval_path": (str,),
+    "model_dir": (str,),
+    "task": (str,),
+    "target_column": (str,),
+    "feature_columns": (list,),
+    "algorithm": (str,),
+    "hyperparameters": (dict, str),
+    "seed": (int,),
+    "num_threads": (int,),
+}
+REQUIRED_CONFIG_FIELDS = ("train_path", "eval_path", "model_dir")
+HYPERPARAMETER_NAMES = tuple(
+    dict.fromkeys(name for table in (*hp.ALGORITHM_PARAMS.values(), *hp.TASK_PARAMS.values()) for name in table)
+)
+
+
+def config_arguments(text: str) -> dict[str, Any]:
+    """:func:`train_tabular_model`'s arguments from a JSON object, or a file holding one; hyperparameters
+    given as fields of their own join ``hyperparameters``. Raises TabularError naming a bad field."""
+    source = text
+    if not text.lstrip().startswith("{"):
+        try:
+            source = Path(text).read_text()
+        except OSError as error:
+            raise TabularError(f"--config: {text} is neither a JSON object nor a readable file: {error}") from error
+    try:
+        config = json.loads(source)
+    except json.JSONDecodeError as error:
+        raise TabularError(f"--config is not valid JSON: {error}") from error
+    if not isinstance(config, dict):
+        raise TabularError(f"--config must be a JSON object, got {type(config).__name__}")
+    unknown = sorted(set(config) - set(CONFIG_FIELDS) - set(HYPERPARAMETER_NAMES))
+    if unknown:
+        raise TabularError(
+            f"--config: unknown field(s) {unknown}; known fields: {', '.join(CONFIG_FIELDS)}, "
+            f"or a hyperparameter: {', '.join(HYPERPARAMETER_NAMES)}"
+        )
+    missing = [name for name in REQUIRED_CONFIG_FIELDS if name not in config]
+    if missing:
+        raise TabularError(f"--config: missing field(s) {missing}")
+    arguments = {name: config[name] for name in CONFIG_FIELDS if name in config}
+    for name, value in arguments.items():
+        types = CONFIG_FIELDS[name]
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = " or ".join({dict: "object", str: "string", int: "integer", list: "list"}[t] for t in types)
+            raise TabularError(f"--config: field {name!r} must be a JSON {expected}, got {value!r}")
+    separate = {name: config[name] for name in HYPERPARAMETER_NAMES if name in config}
+    if separate:
+        given = arguments.get("hyperparameters") or {}
+        if isinstance(given, str):
+            try:
+                given = json.loads(given)
+            except json.JSONDecodeError as error:
+                raise TabularError(f"--config: field 'hyperparameters' is not valid JSON: {error}") from error
+        if not isinstance(given, dict):
+            raise TabularError(f"--config: field 'hyperparameters' must be a JSON object, got {given!r}")
+        twice = sorted(set(given) & set(separate))
+        if twice:
+            raise TabularError(f"--config: {twice} given both as fields and in hyperparameters")
+        arguments["hyperparameters"] = {**given, **separate}
+    return arguments
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train a tabular classifier or regressor on Parquet or CSV splits.")
+    parser.add_argument("--config", required=True, help="a JSON object of train_tabular_model arguments, or a file")
+    args = parser.parse_args(argv)
+    try:
+        train_tabular_model(**config_arguments(args.config))
+    except TabularError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ def tune(
     trials: Output[HTML],
     best_parameters: OutputPath(str),
     search_space: str,
+    trainer: str = "text",
     text_column: str = "text",
     label_column: str = "label",
     base_model: str = "minilm",
@@ -23,6 +24,10 @@ def tune(
     max_length: int = 64,
     max_steps: int = -1,
     warmup_ratio: float = 0.1,
+    task: str = "classification",
+    target_column: str = "priority",
+    feature_columns: list = [],
+    algorithm: str = "xgboost",
     seed: int = 42,
     timeout_seconds: int = 7200,
     namespace: str = "",
@@ -34,28 +39,40 @@ def tune(
     trial_service_account: str = "",
     poll_seconds: int = 30,
 ):
-    """Tune the text trainer's hyperparameters with a Katib Experiment; each trial is a Job of the train image.
+    """Tune a trainer's hyperparameters with a Katib Experiment; each trial is a Job of the train image.
+
+    trainer "text" tunes train's text trainer (fixed: text_column ... warmup_ratio, seed); "tabular" tunes
+    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed).
 
     search_space is a JSON object in Katib's vocabulary (parameters, objective, algorithm, maxTrialCount,
-    parallelTrialCount, maxFailedTrialCount, earlyStopping); parameter names are train's parameters. The
+    parallelTrialCount, maxFailedTrialCount, earlyStopping); parameter names are the trainer's. The
     other training parameters are fixed for every trial. Trials read train_data and eval_data at their URIs
     (gs:// or s3://). best_parameters is a JSON object of the best trial's values, keyed by parameter name;
     metrics holds its metrics and the trial counts; trials is an HTML table of every trial.
     """
     from components.tune.katib_tune import run_tune
 
-    settings = {
-        "text_column": text_column,
-        "label_column": label_column,
-        "base_model": base_model,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "max_length": max_length,
-        "max_steps": max_steps,
-        "warmup_ratio": warmup_ratio,
-        "seed": seed,
-    }
+    if trainer == "tabular":
+        settings = {
+            "task": task,
+            "target_column": target_column,
+            "feature_columns": list(feature_columns),
+            "algorithm": algorithm,
+            "seed": seed,
+        }
+    else:
+        settings = {
+            "text_column": text_column,
+            "label_column": label_column,
+            "base_model": base_model,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "max_length": max_length,
+            "max_steps": max_steps,
+            "warmup_ratio": warmup_ratio,
+            "seed": seed,
+        }
     logged = run_tune(
         search_space=search_space,
         train_uri=train_data.uri,
@@ -65,6 +82,7 @@ def tune(
         best_parameters_path=best_parameters,
         seed=seed,
         timeout_seconds=timeout_seconds,
+        trainer=trainer,
         namespace=namespace,
         name=experiment_name,
         trial_image=trial_image,

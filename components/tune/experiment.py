@@ -1,10 +1,12 @@
 """A Katib Experiment (``kubeflow.org/v1beta1``) for a search space: each trial is a ``batch/v1`` Job that runs
-the text trainer of the ``train`` image. Pure Python: it builds plain dicts, so both images can import it.
+the space's trainer (text or tabular) of the ``train`` image. Pure Python: it builds plain dicts, so both
+images can import it.
 
-Each trial runs ``python -m components.train.text_trainer --config '<JSON>'``. The JSON holds the data
-paths, the settings every trial shares, and one ``${trialParameters.NAME}`` placeholder per tuned field,
-which Katib replaces with the trial's value (bare for numbers, inside quotes for strings). The trainer
-prints ``name=value`` lines every epoch, which Katib's StdOut metrics collector reads.
+Each trial runs ``python -m components.train.text_trainer --config '<JSON>'`` (or
+``components.train_tabular.tabular_trainer``). The JSON holds the data paths, the settings every trial
+shares, and one ``${trialParameters.NAME}`` placeholder per tuned field, which Katib replaces with the
+trial's value (bare for numbers, inside quotes for strings). The trainer prints ``name=value`` lines
+(every epoch for text, once for tabular), which Katib's StdOut metrics collector reads.
 
 Write an Experiment as YAML (this is how ``manifests/katib/experiment-text.yaml`` is made)::
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.tune.search_space import SearchSpace, check_trainer_settings, parse_search_space
+from components.tune.search_space import TRAINERS, SearchSpace, check_trainer_fit, parse_search_space
 from kfp_mlops.images import image
 
 TRIAL_CONTAINER = "training"
@@ -57,7 +59,7 @@ class TrialSettings:
 
 def trial_config(space: SearchSpace, trial: TrialSettings) -> str:
     """The trainer's ``--config`` JSON, with a ``${trialParameters.NAME}`` placeholder for each tuned field."""
-    check_trainer_settings(trial.settings)
+    check_trainer_fit(space, trial.settings)
     fields: dict[str, str] = {
         "train_path": json.dumps(trial.train_path),
         "eval_path": json.dumps(trial.eval_path),
@@ -96,7 +98,7 @@ def build_experiment(
         "successCondition": JOB_SUCCESS_CONDITION,
         "failureCondition": JOB_FAILURE_CONDITION,
         "trialParameters": [
-            {"name": p.name, "reference": p.name, "description": f"TrainConfig.{p.name} ({p.trainer_type})"}
+            {"name": p.name, "reference": p.name, "description": _describe(space, p.name, p.trainer_type)}
             for p in space.parameters
         ],
         "trialSpec": _trial_job(space, trial),
@@ -108,6 +110,11 @@ def build_experiment(
     return {"apiVersion": "kubeflow.org/v1beta1", "kind": "Experiment", "metadata": metadata, "spec": spec}
 
 
+def _describe(space: SearchSpace, name: str, kind: str) -> str:
+    field = f"TrainConfig.{name}" if space.trainer == "text" else f"{space.trainer} hyperparameter {name}"
+    return f"{field} ({kind})"
+
+
 def _trial_job(space: SearchSpace, trial: TrialSettings) -> dict[str, Any]:
     limits: dict[str, Any] = {"memory": trial.memory}
     if trial.gpus:
@@ -115,7 +122,7 @@ def _trial_job(space: SearchSpace, trial: TrialSettings) -> dict[str, Any]:
     container = {
         "name": TRIAL_CONTAINER,
         "image": trial.image or image("train"),
-        "command": ["python", "-m", "components.train.text_trainer", "--config", trial_config(space, trial)],
+        "command": ["python", "-m", TRAINERS[space.trainer].module, "--config", trial_config(space, trial)],
         "resources": {"requests": {"cpu": trial.cpu, "memory": trial.memory}, "limits": limits},
     }
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
@@ -158,12 +165,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the Experiment's name")
     parser.add_argument("--train-path", required=True, help="train Parquet, as the trial pods read it")
     parser.add_argument("--eval-path", required=True, help="eval Parquet, as the trial pods read it")
-    parser.add_argument("--settings", default="{}", help="JSON object of TrainConfig fields every trial uses")
+    parser.add_argument("--trainer", choices=list(TRAINERS), default="text", help="the trainer the trials run")
+    parser.add_argument("--settings", default="{}", help="JSON object of trainer fields every trial uses")
     parser.add_argument("--seed", type=int, default=42, help="the algorithm's random_state")
     parser.add_argument("--out", help="the YAML file to write (default: stdout)")
     args = parser.parse_args(argv)
     try:
-        space = parse_search_space(Path(args.search_space).read_text())
+        space = parse_search_space(Path(args.search_space).read_text(), args.trainer)
         trial = TrialSettings(args.train_path, args.eval_path, json.loads(args.settings))
         experiment = build_experiment(space, args.name, trial, seed=args.seed)
     except (OSError, ValueError) as error:

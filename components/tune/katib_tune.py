@@ -33,7 +33,7 @@ from components.tune.results import (
     TuneResult,
     write_outputs,
 )
-from components.tune.search_space import SearchSpace, check_trainer_settings, parse_search_space
+from components.tune.search_space import SearchSpace, check_trainer_fit, parse_search_space
 from components.tune.webhook import MAX_NAME_LENGTH, webhook_violations
 
 GROUP, VERSION = "kubeflow.org", "v1beta1"
@@ -197,6 +197,7 @@ def run_tune(
     best_parameters_path: str,
     seed: int,
     timeout_seconds: float,
+    trainer: str = "text",
     namespace: str = "",
     name: str = "",
     trial_image: str = "",
@@ -211,8 +212,8 @@ def run_tune(
 
     ``client`` defaults to ``KatibClient()`` (in a pod: its service account and namespace).
     """
-    space = parse_search_space(search_space)
-    check_trainer_settings(settings)
+    space = parse_search_space(search_space, trainer)
+    check_trainer_fit(space, settings)
     trial = TrialSettings(
         trial_data_path(train_uri),
         trial_data_path(eval_uri),

@@ -14,9 +14,10 @@ space is the part of a Katib ``ExperimentSpec`` that says what to search and how
 
 :func:`parse_search_space` enforces Katib's admission-webhook rules for these fields, plus the checks
 Katib's suggestion services would only fail on later (numbers that parse, ``min < max``, a step for
-every ``double`` of a grid, two continuous parameters for CMA-ES) and the fit with the text trainer:
-parameter names are ``TrainConfig`` fields and the objective is a metric the trainer prints.
-Every error names its field, e.g. ``parameters[1].feasibleSpace.min``.
+every ``double`` of a grid, two continuous parameters for CMA-ES) and the fit with the trainer the trials
+run (:data:`TRAINERS`: ``text`` or ``tabular``): parameter names are fields the trainer's ``--config``
+takes and the objective is a metric the trainer prints. Every error names its field, e.g.
+``parameters[1].feasibleSpace.min``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from components.train_tabular import hyperparameters as tabular_hyperparameters
 
 PARAMETER_TYPES = ("int", "double", "categorical", "discrete")
 DISTRIBUTIONS = ("uniform", "logUniform", "normal", "logNormal")
@@ -62,6 +65,74 @@ TRAINER_METRICS: dict[str, str] = {
     "train_loss": "min",
 }
 
+
+@dataclass(frozen=True)
+class Trainer:
+    """A trainer a trial runs as ``python -m <module> --config '<JSON>'``, and what that JSON and its output hold."""
+
+    name: str
+    module: str
+    parameters: Mapping[str, str]
+    """The tunable ``--config`` fields and their JSON types (``int``, ``float``, ``str``)."""
+    settings: Mapping[str, str]
+    """Every field a caller may fix for all trials (the data paths and model_dir are set per trial)."""
+    metric_groups: tuple[Mapping[str, str], ...]
+    """The metrics it prints, with the direction that makes them better; one group per kind of run (one
+    run prints one group)."""
+    reports_per_epoch: bool
+    """Whether it prints its metrics after every epoch, which medianstop early stopping needs."""
+
+    @property
+    def metrics(self) -> dict[str, str]:
+        return {name: direction for group in self.metric_groups for name, direction in group.items()}
+
+    def metric_group(self, name: str) -> Mapping[str, str]:
+        return next(group for group in self.metric_groups if name in group)
+
+
+def _tabular_parameter_types() -> dict[str, str]:
+    """The tabular hyperparameters of every algorithm and task (components/train_tabular/hyperparameters.py).
+
+    A numeric one that also takes words (``max_features``: ``"sqrt"``, ``gamma``: ``"scale"``) is tuned
+    over numbers only; whether a name fits the algorithm and task is checked by :func:`check_trainer_fit`.
+    """
+    tables = [*tabular_hyperparameters.ALGORITHM_PARAMS.values(), *tabular_hyperparameters.TASK_PARAMS.values()]
+    types: dict[str, str] = {}
+    for table in tables:
+        for name, spec in table.items():
+            types[name] = spec.kind.__name__ if isinstance(spec, tabular_hyperparameters.Param) else "str"
+    return types
+
+
+TABULAR_METRICS_BY_TASK: dict[str, dict[str, str]] = {
+    "classification": {"eval_macro_f1": "max", "eval_accuracy": "max", "eval_roc_auc": "max"},
+    "regression": {"eval_rmse": "min", "eval_mae": "min", "eval_r2": "max"},
+}
+TRAINERS: dict[str, Trainer] = {
+    "text": Trainer(
+        "text", "components.train.text_trainer", TRAINER_PARAMETERS, TRAINER_SETTINGS, (TRAINER_METRICS,), True
+    ),
+    "tabular": Trainer(
+        "tabular",
+        "components.train_tabular.tabular_trainer",
+        _tabular_parameter_types(),
+        {
+            **_tabular_parameter_types(),
+            "task": "str",
+            "target_column": "str",
+            "feature_columns": "list",
+            "algorithm": "str",
+            "seed": "int",
+            "num_threads": "int",
+        },
+        tuple(TABULAR_METRICS_BY_TASK.values()),
+        False,
+    ),
+}
+
+METRIC_DIRECTIONS: dict[str, str] = {
+    name: direction for trainer in TRAINERS.values() for name, direction in trainer.metrics.items()
+}
 _TOP_LEVEL_FIELDS = (
     "parameters",
     "objective",
@@ -92,11 +163,8 @@ class Parameter:
     step: str | None = None
     values: tuple[str, ...] = ()
     distribution: str | None = None
-
-    @property
-    def trainer_type(self) -> str:
-        """``"int"``, ``"float"`` or ``"str"``: the JSON type of the TrainConfig field it sets."""
-        return TRAINER_PARAMETERS[self.name]
+    trainer_type: str = "float"
+    """``"int"``, ``"float"`` or ``"str"``: the JSON type of the trainer's ``--config`` field it sets."""
 
     @property
     def is_log(self) -> bool:
@@ -157,7 +225,7 @@ class Objective:
         direction that makes them better, so a maximised accuracy reports the lowest loss seen.
         """
         objective = {self.objective_metric_name: "max" if self.type == "maximize" else "min"}
-        return objective | {name: TRAINER_METRICS[name] for name in self.additional_metric_names}
+        return objective | {name: METRIC_DIRECTIONS[name] for name in self.additional_metric_names}
 
     def is_better(self, value: float, than: float) -> bool:
         return value > than if self.type == "maximize" else value < than
@@ -205,6 +273,7 @@ class SearchSpace:
     parallel_trial_count: int
     max_failed_trial_count: int
     early_stopping: Algorithm | None = None
+    trainer: str = "text"
 
     def parameter(self, name: str) -> Parameter:
         return next(parameter for parameter in self.parameters if parameter.name == name)
@@ -235,8 +304,9 @@ class SearchSpace:
         return spec
 
 
-def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
-    """A :class:`SearchSpace` from a JSON object (text) or a mapping; raises :class:`SearchSpaceError`.
+def parse_search_space(source: str | Mapping[str, Any], trainer: str = "text") -> SearchSpace:
+    """A :class:`SearchSpace` for trials of ``trainer`` (a key of :data:`TRAINERS`) from a JSON object (text)
+    or a mapping; raises :class:`SearchSpaceError`.
 
     Numbers are accepted where Katib wants strings (``"min": 1e-5``) and converted.
     ``parallelTrialCount`` defaults to ``min(3, maxTrialCount)`` (Katib's default is 3) and
@@ -249,7 +319,9 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
             raise SearchSpaceError(f"search space is not valid JSON: {error}") from error
     if not isinstance(source, Mapping):
         raise SearchSpaceError(f"search space must be a JSON object, got {type(source).__name__}")
-    checker = _Checker()
+    if trainer not in TRAINERS:
+        raise SearchSpaceError(f"trainer {trainer!r} is not one of {', '.join(TRAINERS)}")
+    checker = _Checker(TRAINERS[trainer])
     space = checker.search_space(source)
     if checker.problems:
         raise SearchSpaceError("invalid search space:\n" + "\n".join(f"- {p}" for p in checker.problems))
@@ -260,7 +332,8 @@ def parse_search_space(source: str | Mapping[str, Any]) -> SearchSpace:
 class _Checker:
     """Collects every problem instead of stopping at the first, so one error message lists them all."""
 
-    def __init__(self) -> None:
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
         self.problems: list[str] = []
 
     def fail(self, path: str, message: str) -> None:
@@ -286,12 +359,20 @@ class _Checker:
             early_stopping = self.algorithm(source["earlyStopping"], "earlyStopping", EARLY_STOPPING_ALGORITHMS)
             if early_stopping is not None:
                 self.medianstop_settings(early_stopping)
+            if not self.trainer.reports_per_epoch:
+                self.fail(
+                    "earlyStopping",
+                    f"the {self.trainer.name} trainer reports its metrics once, at the end of a trial: "
+                    "medianstop has no intermediate values to compare",
+                )
         if parameters and algorithm is not None:
             self.fits_algorithm(parameters, algorithm, max_trials)
         if self.problems or max_trials is None or parallel is None or max_failed is None:
             return None
         assert objective is not None and algorithm is not None
-        return SearchSpace(tuple(parameters), objective, algorithm, max_trials, parallel, max_failed, early_stopping)
+        return SearchSpace(
+            tuple(parameters), objective, algorithm, max_trials, parallel, max_failed, early_stopping, self.trainer.name
+        )
 
     def count(self, source: Mapping[str, Any], key: str, *, minimum: int, default: int | None) -> int | None:
         value = source.get(key, default)
@@ -335,9 +416,11 @@ class _Checker:
         problems = len(self.problems)
         if not isinstance(name, str) or not name:
             self.fail(f"{path}.name", "is required")
-        elif name not in TRAINER_PARAMETERS:
+        elif name not in self.trainer.parameters:
             self.fail(
-                f"{path}.name", f"{name!r} is not a tunable trainer field; use one of {', '.join(TRAINER_PARAMETERS)}"
+                f"{path}.name",
+                f"{name!r} is not a tunable field of the {self.trainer.name} trainer; "
+                f"use one of {', '.join(self.trainer.parameters)}",
             )
         if kind not in PARAMETER_TYPES:
             self.fail(f"{path}.parameterType", f"{kind!r} is not one of {', '.join(PARAMETER_TYPES)}")
@@ -373,7 +456,9 @@ class _Checker:
             values = self.value_list(space.get("list"), f"{path}.feasibleSpace.list")
         if len(self.problems) > problems:
             return None
-        parameter = Parameter(name, kind, values=values, distribution=distribution, **fields)
+        parameter = Parameter(
+            name, kind, values=values, distribution=distribution, trainer_type=self.trainer.parameters[name], **fields
+        )
         self.fits_trainer(parameter, path)
         return parameter if len(self.problems) == problems else None
 
@@ -454,15 +539,18 @@ class _Checker:
             self.fail("objective.type", f"{kind!r} is not one of {', '.join(OBJECTIVE_TYPES)}")
         if not isinstance(name, str) or not name:
             self.fail("objective.objectiveMetricName", "is required")
-        elif name not in TRAINER_METRICS:
+        elif name not in self.trainer.metrics:
             self.fail(
                 "objective.objectiveMetricName",
-                f"{name!r} is not a trainer metric; use one of {', '.join(TRAINER_METRICS)}",
+                f"{name!r} is not a metric of the {self.trainer.name} trainer; "
+                f"use one of {', '.join(self.trainer.metrics)}",
             )
         goal = source.get("goal")
         if goal is not None and not _is_number(goal):
             self.fail("objective.goal", f"must be a number, got {goal!r}")
-        default_additional = [metric for metric in TRAINER_METRICS if metric.startswith("eval_") and metric != name]
+        # A run prints one group of metrics (a tabular classifier's, say): the others are never observed.
+        group = self.trainer.metric_group(name) if name in self.trainer.metrics else {}
+        default_additional = [metric for metric in group if metric.startswith("eval_") and metric != name]
         additional = source.get("additionalMetricNames", default_additional)
         if not isinstance(additional, list) or not all(isinstance(metric, str) for metric in additional):
             self.fail("objective.additionalMetricNames", "must be a list of metric names")
@@ -470,8 +558,16 @@ class _Checker:
         for index, metric in enumerate(additional):
             if metric == name:
                 self.fail(f"objective.additionalMetricNames[{index}]", f"repeats the objective metric {name!r}")
-            elif metric not in TRAINER_METRICS:
-                self.fail(f"objective.additionalMetricNames[{index}]", f"{metric!r} is not a trainer metric")
+            elif metric not in self.trainer.metrics:
+                self.fail(
+                    f"objective.additionalMetricNames[{index}]",
+                    f"{metric!r} is not a metric of the {self.trainer.name} trainer",
+                )
+            elif group and metric not in group:
+                self.fail(
+                    f"objective.additionalMetricNames[{index}]",
+                    f"{metric!r} is never printed in the same run as {name!r}; use one of {', '.join(group)}",
+                )
             elif additional.index(metric) != index:
                 self.fail(f"objective.additionalMetricNames[{index}]", f"{metric!r} is given twice")
         if len(self.problems) > problems:
@@ -531,17 +627,57 @@ class _Checker:
             self.fail("algorithm.algorithmName", "cmaes needs at least two int or double parameters")
 
 
-def check_trainer_settings(settings: Mapping[str, Any]) -> None:
-    """Raise :class:`SearchSpaceError` unless every setting is a TrainConfig field given a value of its type."""
+def check_trainer_settings(settings: Mapping[str, Any], trainer: str = "text") -> None:
+    """Raise :class:`SearchSpaceError` unless every setting is a ``--config`` field of ``trainer`` given a value
+    of its type."""
+    known = TRAINERS[trainer].settings
     problems = []
     for name, value in settings.items():
-        kind = TRAINER_SETTINGS.get(name)
+        kind = known.get(name)
         if kind is None:
-            problems.append(f"{name}: not a trainer setting; known settings: {', '.join(TRAINER_SETTINGS)}")
-        elif not {"str": isinstance(value, str), "int": _is_int(value), "float": _is_number(value)}[kind]:
+            problems.append(f"{name}: not a {trainer} trainer setting; known settings: {', '.join(known)}")
+        elif not _has_type(value, kind):
             problems.append(f"{name}: must be {kind}, got {value!r}")
     if problems:
-        raise SearchSpaceError("invalid trainer settings:\n" + "\n".join(f"- {p}" for p in problems))
+        raise SearchSpaceError(f"invalid {trainer} trainer settings:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+def check_trainer_fit(space: SearchSpace, settings: Mapping[str, Any]) -> None:
+    """Raise :class:`SearchSpaceError` where the space cannot work with the fixed settings of its trainer.
+
+    Checks :func:`check_trainer_settings`, and for the tabular trainer that the objective is a metric of the
+    task, and that every parameter is a hyperparameter of the algorithm and task whose bounds (or every
+    listed value) the trainer accepts, so that no trial fails on them.
+    """
+    check_trainer_settings(settings, space.trainer)
+    if space.trainer != "tabular":
+        return
+    task = settings.get("task", "classification")
+    algorithm = settings.get("algorithm", "xgboost")
+    problems = []
+    metrics = TABULAR_METRICS_BY_TASK.get(task, {})
+    if space.objective.objective_metric_name not in metrics:
+        problems.append(
+            f"objective.objectiveMetricName: {space.objective.objective_metric_name!r} is not printed for task "
+            f"{task!r}; use one of {', '.join(metrics)}"
+        )
+    for index, p in enumerate(space.parameters):
+        values = [p.typed(text) for text in (p.values or [p.min, p.max])]  # type: ignore[list-item]
+        for value in values:
+            try:
+                tabular_hyperparameters.resolve(algorithm, task, {p.name: value})
+            except tabular_hyperparameters.TabularError as error:
+                problems.append(f"parameters[{index}] ({p.name}): {error}")
+                break
+    if problems:
+        listed = "\n".join(f"- {p}" for p in problems)
+        raise SearchSpaceError(f"search space does not fit the tabular trainer:\n{listed}")
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "list":
+        return isinstance(value, list) and all(isinstance(item, str) for item in value)
+    return {"str": isinstance(value, str), "int": _is_int(value), "float": _is_number(value)}[kind]
 
 
 def _is_int(value: Any) -> bool:

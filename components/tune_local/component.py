@@ -14,6 +14,7 @@ def tune_local(
     trials: Output[HTML],
     best_parameters: OutputPath(str),
     search_space: str,
+    trainer: str = "text",
     text_column: str = "text",
     label_column: str = "label",
     base_model: str = "minilm",
@@ -23,11 +24,18 @@ def tune_local(
     max_length: int = 64,
     max_steps: int = -1,
     warmup_ratio: float = 0.1,
+    task: str = "classification",
+    target_column: str = "priority",
+    feature_columns: list = [],
+    algorithm: str = "xgboost",
     seed: int = 42,
     timeout_seconds: int = 7200,
     threads_per_trial: int = 0,
 ):
-    """Tune the text trainer's hyperparameters with Optuna inside this task: each trial is a real training run.
+    """Tune a trainer's hyperparameters with Optuna inside this task: each trial is a real training run.
+
+    trainer "text" tunes train's text trainer (fixed: text_column ... warmup_ratio, seed); "tabular" tunes
+    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed).
 
     search_space is a JSON object in Katib's vocabulary (parameters, objective, algorithm, maxTrialCount,
     parallelTrialCount, maxFailedTrialCount, earlyStopping), the same as for the Katib-backed tune
@@ -38,18 +46,27 @@ def tune_local(
     """
     from components.tune_local.optuna_search import run_tune_local
 
-    settings = {
-        "text_column": text_column,
-        "label_column": label_column,
-        "base_model": base_model,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "max_length": max_length,
-        "max_steps": max_steps,
-        "warmup_ratio": warmup_ratio,
-        "seed": seed,
-    }
+    if trainer == "tabular":
+        settings = {
+            "task": task,
+            "target_column": target_column,
+            "feature_columns": list(feature_columns),
+            "algorithm": algorithm,
+            "seed": seed,
+        }
+    else:
+        settings = {
+            "text_column": text_column,
+            "label_column": label_column,
+            "base_model": base_model,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "max_length": max_length,
+            "max_steps": max_steps,
+            "warmup_ratio": warmup_ratio,
+            "seed": seed,
+        }
     logged = run_tune_local(
         search_space=search_space,
         train_path=train_data.path,
@@ -59,6 +76,7 @@ def tune_local(
         best_parameters_path=best_parameters,
         seed=seed,
         timeout_seconds=timeout_seconds,
+        trainer=trainer,
         threads_per_trial=threads_per_trial,
     )
     for name, value in logged.items():

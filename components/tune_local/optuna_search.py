@@ -1,7 +1,8 @@
 """Run a search in this container with Optuna: the same search space, trainer and outputs as the Katib backend.
 
-Every trial is a real training run: ``python -m components.train.text_trainer --config '<JSON>'`` in its
-own process, exactly the command a Katib trial runs. Up to ``parallelTrialCount`` of them run at once.
+Every trial is a real training run: ``python -m components.train.text_trainer --config '<JSON>'`` (or
+``components.train_tabular.tabular_trainer`` for the tabular trainer) in its own process, exactly the
+command a Katib trial runs. Up to ``parallelTrialCount`` of them run at once.
 The main process suggests the values (Optuna's ask/tell). It reads each trial's ``name=value`` lines
 as they are printed, the way Katib's StdOut collector does. The objective of every epoch is an
 intermediate value, so median pruning can stop a trial between epochs (Katib's medianstop). A
@@ -20,7 +21,6 @@ import importlib.util
 import json
 import os
 import queue
-import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +38,7 @@ from optuna.pruners import BasePruner, MedianPruner, NopPruner
 from optuna.samplers import BaseSampler, CmaEsSampler, GridSampler, RandomSampler, TPESampler
 from optuna.trial import TrialState
 
+from components.tune.metric_lines import METRIC_LINE
 from components.tune.results import (
     EARLY_STOPPED,
     FAILED,
@@ -49,10 +50,8 @@ from components.tune.results import (
     best_trial,
     write_outputs,
 )
-from components.tune.search_space import Parameter, SearchSpace, Value, check_trainer_settings, parse_search_space
+from components.tune.search_space import TRAINERS, Parameter, SearchSpace, Value, check_trainer_fit, parse_search_space
 
-# A trial's metric line: Katib's default filter, after the optional RFC 3339 time the trainer prints first.
-_METRIC_LINE = re.compile(r"(?:\S+ )?([\w|-]+)\s*=\s*([+-]?\d*(\.\d+)?([Ee][+-]?\d+)?)")
 # Katib algorithm settings the local samplers honour: setting -> (sampler argument, type).
 _SAMPLER_SETTINGS: dict[str, dict[str, tuple[str, Callable[[str], Any]]]] = {
     "tpe": {"n_startup_trials": ("n_startup_trials", int), "n_ei_candidates": ("n_ei_candidates", int)},
@@ -197,7 +196,7 @@ def run_trials(
         config = {**base_config, **parameters, "model_dir": str(folder / "model")}
         log = (folder / "stderr.log").open("w+")
         process = subprocess.Popen(
-            [sys.executable, "-m", "components.train.text_trainer", "--config", json.dumps(config)],
+            [sys.executable, "-m", TRAINERS[space.trainer].module, "--config", json.dumps(config)],
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
@@ -209,7 +208,7 @@ def run_trials(
         print(f"trial-{trial.number} started: {json.dumps(parameters)}", flush=True)
 
     def on_line(run: _Running, line: str) -> None:
-        match = _METRIC_LINE.fullmatch(line.strip())
+        match = METRIC_LINE.fullmatch(line.strip())
         if match is None or not match.group(2) or run.pruned or run.killed:
             return
         name, value = match.group(1), float(match.group(2))
@@ -326,10 +325,11 @@ def run_tune_local(
     seed: int,
     timeout_seconds: float,
     threads_per_trial: int = 0,
+    trainer: str = "text",
 ) -> dict[str, float]:
     """The ``tune_local`` component: parse, search, write the outputs; returns the metrics to log."""
-    space = parse_search_space(search_space)
-    check_trainer_settings(settings)
+    space = parse_search_space(search_space, trainer)
+    check_trainer_fit(space, settings)
     base_config = {"train_path": train_path, "eval_path": eval_path, **settings}
     result = run_search(
         space, base_config, seed=seed, timeout_seconds=timeout_seconds, threads_per_trial=threads_per_trial

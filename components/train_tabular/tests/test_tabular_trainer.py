@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 
 import numpy as np
@@ -47,7 +48,8 @@ def test_classifier_beats_majority_class_on_breast_cancer(algorithm, breast_canc
     assert metrics["eval_macro_f1"] > 0.9 and metrics["eval_roc_auc"] > 0.95
     reloaded = assert_reloads_identically(result, tmp_path / "model", breast_cancer_files[1])
     assert reloaded.classes == ["benign", "malignant"]
-    assert f"eval_accuracy={metrics['eval_accuracy']}" in capsys.readouterr().out.splitlines()
+    line = re.escape(f"eval_accuracy={metrics['eval_accuracy']:.6g}")
+    assert any(re.fullmatch(rf"\S+Z {line}", printed) for printed in capsys.readouterr().out.splitlines())
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
@@ -92,6 +94,7 @@ def test_manifest_describes_the_model_and_its_files(demo_files, tmp_path):
     result = train(demo_files, tmp_path / "model", "xgboost", "regression", "duration_s")  # default features
     manifest = json.loads((tmp_path / "model" / "model.json").read_text())
     assert manifest == result.manifest
+    assert (manifest["family"], manifest["task"]) == ("tabular", "regression")  # how servers and gates tell kinds apart
     assert {"task_id", "submit_time"} <= set(manifest["dropped_columns"])  # identifiers: mostly distinct values
     assert {"name": "requested_memory_gb", "type": "numeric"} in manifest["features"]
     assert {"name": "queue", "type": "categorical"} in manifest["features"]

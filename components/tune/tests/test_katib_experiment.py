@@ -189,7 +189,7 @@ def test_metric_strategies_are_written_for_every_metric():
 
 
 def test_unknown_trainer_settings_are_refused_before_building():
-    with pytest.raises(SearchSpaceError, match="dropout: not a trainer setting"):
+    with pytest.raises(SearchSpaceError, match="dropout: not a text trainer setting"):
         trial_config(parse_search_space(SPACES["example"]), trial_settings(settings={"dropout": 0.1}))
 
 

@@ -122,7 +122,7 @@ BAD = {
     "no parameters": (minimal(parameters=[]), "parameters: must be a non-empty list"),
     "parameter not a trainer field": (
         with_parameter({"name": "dropout", "parameterType": "double", "feasibleSpace": {"min": "0", "max": "1"}}),
-        "parameters[0].name: 'dropout' is not a tunable trainer field",
+        "parameters[0].name: 'dropout' is not a tunable field of the text trainer",
     ),
     "unknown parameter type": (
         with_parameter({"name": "epochs", "parameterType": "integer", "feasibleSpace": {"min": "1", "max": "3"}}),
@@ -238,7 +238,7 @@ BAD = {
     "no objective metric": (minimal(objective={"type": "minimize"}), "objective.objectiveMetricName: is required"),
     "objective metric the trainer does not print": (
         minimal(objective={"type": "maximize", "objectiveMetricName": "accuracy"}),
-        "objective.objectiveMetricName: 'accuracy' is not a trainer metric",
+        "objective.objectiveMetricName: 'accuracy' is not a metric of the text trainer",
     ),
     "additional metric repeats the objective": (
         minimal(
@@ -329,5 +329,5 @@ def test_trainer_settings_are_known_fields_of_the_right_type():
         check_trainer_settings({"epochs": 2.5, "dropout": 0.1, "seed": True})
     message = str(raised.value)
     assert "epochs: must be int, got 2.5" in message
-    assert "dropout: not a trainer setting" in message
+    assert "dropout: not a text trainer setting" in message
     assert "seed: must be int, got True" in message
