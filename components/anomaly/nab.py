@@ -109,7 +109,9 @@ def window_rows(timestamps: np.ndarray, windows: list[list[str]], name: str) -> 
     return tuple(ranges)
 
 
-def point_weights(n_rows: int, windows: tuple[tuple[int, int], ...], costs: CostMatrix) -> tuple[np.ndarray, np.ndarray]:
+def point_weights(
+    n_rows: int, windows: tuple[tuple[int, int], ...], costs: CostMatrix, probation_percent: float = PROBATION_PERCENT
+) -> tuple[np.ndarray, np.ndarray]:
     """Per row: the value of a detection there, and the index of its window (-1 outside, -2 in probation)."""
     weights = np.empty(n_rows)
     window_of_row = np.full(n_rows, -1)
@@ -126,7 +128,7 @@ def point_weights(n_rows: int, windows: tuple[tuple[int, int], ...], costs: Cost
         # a one-row window has no width to scale by: NAB's scorer places its FPs at position 2 (about -1)
         position = np.abs(after - end) / (width - 1) if width > 1 else np.full(after.shape, 2.0)
         weights[end + 1 : following_start] = scaled_sigmoid(position) * costs.fp
-    window_of_row[: probation_length(n_rows)] = -2
+    window_of_row[: probation_length(n_rows, probation_percent)] = -2
     return weights, window_of_row
 
 
@@ -181,10 +183,15 @@ def threshold_sweep(
     return thresholds, np.concatenate([[null_score], totals[last_of_each_score]])
 
 
-def file_raw_score(series: LabelledSeries, detections: np.ndarray, costs: CostMatrix) -> float:
-    """Raw NAB score of one file for boolean detections (the direct definition, used to check the sweep)."""
-    weights, window_of_row = point_weights(len(detections), series.windows, costs)
-    probation = probation_length(len(detections))
+def file_raw_score(
+    series: LabelledSeries, detections: np.ndarray, costs: CostMatrix, probation_percent: float = PROBATION_PERCENT
+) -> float:
+    """Raw NAB score of one file for boolean detections (the direct definition, used to check the sweep).
+
+    ``probation_percent=0`` scores every row: for a series whose detector is already warm (a model's test rows).
+    """
+    weights, window_of_row = point_weights(len(detections), series.windows, costs, probation_percent)
+    probation = probation_length(len(detections), probation_percent)
     total = 0.0
     for number, (start, end) in enumerate(series.windows):
         if end < probation:
