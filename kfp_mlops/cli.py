@@ -51,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from kfp_mlops import catalog, local_runner, params
 
     pipeline = catalog.pipeline(args.pipeline)
-    arguments = params.parse(pipeline, args.param)
+    arguments = _with_demo_data(pipeline, params.parse(pipeline, args.param))
     local_runner.init(args.pipeline_root, docker=args.docker)
     _run_locally(lambda: pipeline(**arguments), args)
     run_dir = local_runner.latest_run_dir(args.pipeline_root, pipeline.name)
@@ -76,6 +76,7 @@ def cmd_submit(args: argparse.Namespace) -> None:
 
     pipeline = catalog.pipeline(args.pipeline)
     arguments = params.parse(pipeline, args.param)
+    _refuse_demo_data(pipeline, arguments)
     client = kfp.Client(host=args.host, namespace=args.namespace)
     run = client.create_run_from_pipeline_func(
         pipeline,
@@ -86,6 +87,35 @@ def cmd_submit(args: argparse.Namespace) -> None:
     )
     print(f"submitted {pipeline.name}: run {run.run_id}")
     print(f"  {args.host.rstrip('/')}/#/runs/details/{run.run_id}")
+
+
+def cmd_schedule(args: argparse.Namespace) -> None:
+    """Check everything that needs no connection (cron, limits, parameters), then create the recurring run."""
+    import tempfile
+
+    import kfp
+    from kfp import compiler
+
+    from kfp_mlops import catalog, params, schedules
+
+    try:
+        cron = schedules.check_cron(args.cron)
+        max_concurrency = schedules.check_max_concurrency(args.max_concurrency)
+    except schedules.ScheduleError as error:
+        raise CommandError(str(error)) from None
+    pipeline = catalog.pipeline(args.pipeline)
+    arguments = params.parse(pipeline, args.param)
+    with tempfile.TemporaryDirectory() as directory:
+        package = str(Path(directory) / f"{args.pipeline.replace('-', '_')}.yaml")
+        compiler.Compiler().compile(pipeline, package_path=package)
+        client = kfp.Client(host=args.host, namespace=args.namespace)
+        recurring = schedules.create_recurring_run(
+            client, package, job_name=f"{pipeline.name}-{datetime.now():%Y%m%d-%H%M%S}", cron=cron,
+            experiment=args.experiment, namespace=args.namespace, params=arguments,
+            max_concurrency=max_concurrency, no_catchup=args.no_catchup,
+        )  # fmt: skip
+    print(f"scheduled {pipeline.name} ({cron!r}): recurring run {recurring.recurring_run_id}")
+    print(f"  {args.host.rstrip('/')}/#/recurringrun/details/{recurring.recurring_run_id}")
 
 
 def cmd_demo_data(args: argparse.Namespace) -> None:
@@ -101,6 +131,34 @@ def cmd_serve(args: argparse.Namespace) -> None:
     command = [python, "-m", "serving.server", "--model_dir", args.model, "--model_name", args.name, "--http_port", str(args.port)]
     print(f"serving {args.model} as {args.name!r} on http://127.0.0.1:{args.port} (V1 and V2 protocols)", flush=True)
     os.execv(python, command)
+
+
+def _demo_parameters(pipeline, arguments: dict) -> tuple[dict, dict[str, str]]:
+    from kfp_mlops import demo_data
+
+    defaults = {name: spec.default for name, spec in (pipeline.component_spec.inputs or {}).items()}
+    try:
+        return defaults, demo_data.demo_parameters(defaults, arguments)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+def _with_demo_data(pipeline, arguments: dict) -> dict:
+    """Write the demo data sets that ``demo:<family>`` parameters (given or default) stand for; pass their paths."""
+    from kfp_mlops import demo_data
+
+    defaults, found = _demo_parameters(pipeline, arguments)
+    resolved = demo_data.with_demo_data(defaults, arguments, LOCAL_DIR / "demo")
+    for name, family in found.items():
+        print(f"{name}: demo data set {family!r} written to {resolved[name]}", flush=True)
+    return resolved
+
+
+def _refuse_demo_data(pipeline, arguments: dict) -> None:
+    _, found = _demo_parameters(pipeline, arguments)
+    if found:
+        names = ", ".join(f"{name} (demo:{family})" for name, family in found.items())
+        raise CommandError(f"{names}: demo data exists only on this machine; pass --param {next(iter(found))}=gs://...")
 
 
 def _run_locally(run, args: argparse.Namespace) -> None:
@@ -179,8 +237,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
     p.set_defaults(func=cmd_submit)
 
+    p = commands.add_parser("schedule", help="create a recurring run (cron) of a pipeline on Kubeflow Pipelines")
+    p.add_argument("pipeline")
+    p.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    p.add_argument("--cron", required=True,
+                   help="KFP cron: 6 fields, seconds first (\"0 0 6 * * *\": 06:00 daily), or @daily, @every 6h, ...")
+    p.add_argument("--experiment", default="kfp-mlops")
+    p.add_argument("--namespace", help="profile namespace on multi-user Kubeflow")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--max-concurrency", type=int, default=1, help="runs of this schedule at once (1-10)")
+    p.add_argument("--no-catchup", action="store_true", help="after a pause, run once instead of every missed time")
+    p.set_defaults(func=cmd_schedule)
+
     p = commands.add_parser("serve", help="serve a trained model locally with the KServe model server")
-    p.add_argument("--model", required=True, help="model directory written by the train component")
+    p.add_argument("--model", required=True, help="model directory written by train, train_tabular or train_anomaly")
     p.add_argument("--name", default="text-classifier", help="model name in the V1/V2 URLs")
     p.add_argument("--port", type=int, default=8080)
     p.set_defaults(func=cmd_serve)
@@ -188,11 +258,12 @@ def build_parser() -> argparse.ArgumentParser:
     models_cli.add_commands(commands)  # models list|show|promote|rollback|download, lineage, ui
 
     p = commands.add_parser("demo-data", help="write a seeded demo data set (no download needed)")
-    p.add_argument("family", choices=["tickets"], help="which data set")
+    p.add_argument("family", choices=["tickets", "tasks", "metrics"], help="which data set")
     p.add_argument("--out", type=Path, required=True, help="CSV file to write")
     p.add_argument("--rows", type=int, default=3000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--drift", action="store_true", help="shift the category mix and vocabulary")
+    p.add_argument("--drift", action="store_true",
+                   help="shift the data: tickets' category mix and vocabulary, tasks' mix towards heavy work")
     p.set_defaults(func=cmd_demo_data)
     return parser
 

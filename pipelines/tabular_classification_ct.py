@@ -3,7 +3,7 @@ against the served model's training set → if drift: retrain on fresh records (
 tabular_train_release: train → register → evaluate → gate against the champion → deploy).
 
 Meant for a recurring run (``kfp-mlops schedule tabular_classification_ct --cron ...``); ``kfp-mlops run
-tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/text_continuous_training.py's.
+tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/text_classification_ct.py's.
 """
 
 from kfp import dsl

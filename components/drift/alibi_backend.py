@@ -11,11 +11,14 @@ different backend can replace it (see :mod:`components.drift.detectors`).
   :class:`MeanPooledEncoder`: the mean of the last hidden states over the real tokens, L2-normalised, which
   is how all-MiniLM-L6-v2 makes its sentence embeddings.
 * ``output``: ``TabularDrift`` with one categorical feature: the labels (Chi-squared).
+* ``series`` (with a time column): not alibi-detect's, :class:`components.drift.series.SeriesTest`, run beside
+  alibi-detect's tests; alibi-detect's tests assume i.i.d. windows, which time series are not.
 
 Saved layout: ``detector.json`` (the manifest: columns, settings, category codes, library versions), one
 ``save_detector`` directory per test (``config.toml`` + ``x_ref.npy``; reference embeddings, not texts, for
-the text test), and ``encoder/`` (the encoder and tokenizer, safetensors). Loading refuses any pickle-type
-file and loads arrays with ``allow_pickle=False``.
+the text test), ``series/`` (``series.json`` + ``reference.npz``: the reference rows) and ``encoder/`` (the
+encoder and tokenizer, safetensors). Loading refuses any pickle-type file and loads arrays with
+``allow_pickle=False``.
 """
 
 from __future__ import annotations
@@ -54,11 +57,13 @@ from components.drift.detectors import (
     read_manifest,
     write_manifest,
 )
+from components.drift.series import SeriesTest
 
 log = logging.getLogger(__name__)
 
 BACKEND = "alibi-detect"
 ENCODER_DIR = "encoder"
+SERIES_DIR = "series"
 MIN_REFERENCE_ROWS = 20
 UNSAFE_SUFFIXES = frozenset({".dill", ".pkl", ".pickle", ".pt", ".pth", ".bin", ".joblib"})
 """Files that would be unpickled (alibi-detect's legacy and custom-model formats): refused on load."""
@@ -118,6 +123,7 @@ class AlibiDriftDetector:
         self.device = torch.device(settings.device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.reference_rows = 0
         self._tests: dict[str, Any] = {}  # test name -> fitted alibi-detect detector
+        self._series: SeriesTest | None = None
         self._references: dict[str, np.ndarray] = {}  # test name -> its x_ref (for the plots)
         self._categories: dict[str, list[str]] = {}
         self._labels: list[str] = []
@@ -126,7 +132,10 @@ class AlibiDriftDetector:
 
     @property
     def test_names(self) -> list[str]:
-        wanted = {"tabular": self.columns.tabular, "text": self.columns.text, "output": self.columns.label}
+        wanted = {
+            "tabular": self.columns.tabular, "series": self.columns.series, "text": self.columns.text,
+            "output": self.columns.label,
+        }  # fmt: skip
         return [name for name, columns in wanted.items() if columns]
 
     @property
@@ -138,7 +147,7 @@ class AlibiDriftDetector:
     def fit(self, reference: pd.DataFrame) -> None:
         where = "the reference data"
         label = self.columns.label
-        features.require_columns(reference, [*self.columns.features, *([label] if label else [])], where)
+        features.require_columns(reference, [*self.columns.fields, *([label] if label else [])], where)
         if len(reference) < MIN_REFERENCE_ROWS:
             raise DriftInputError(f"{where} has {len(reference)} rows; at least {MIN_REFERENCE_ROWS} are needed")
         if label:
@@ -155,13 +164,15 @@ class AlibiDriftDetector:
                 for column in self.columns.categorical
             }
             categorical = {
-                len(self.columns.numeric) + index: list(range(len(self._categories[column])))
+                len(self._tabular_numeric) + index: list(range(len(self._categories[column])))
                 for index, column in enumerate(self.columns.categorical)
             }
             self._fit_test("tabular", TabularDrift(
                 self._tabular_matrix(reference, where), p_val=self.level, categories_per_feature=categorical,
                 correction=self.settings.correction,
             ))  # fmt: skip
+        if self.columns.series:
+            self._series = SeriesTest.fit(reference, self.columns, where)
         if self.columns.text:
             self._encoder, self._tokenizer = load_encoder(self.settings.encoder_dir, self.device)
             embeddings = self.embed(features.texts(reference, self.columns.text, where))
@@ -197,15 +208,17 @@ class AlibiDriftDetector:
     # --- predict -------------------------------------------------------------------------------------
 
     def predict(self, window: pd.DataFrame) -> DriftResult:
-        if not self._tests:
+        if not self._tests and self._series is None:
             raise DriftInputError("the detector is not fitted: call fit() or load() first")
         where = "the window"
         if len(window) == 0:
             raise DriftInputError(f"{where} is empty")
-        features.require_columns(window, self.columns.features, where)
+        features.require_columns(window, self.columns.fields, where)
         tests, not_run = [], {}
         if "tabular" in self._tests:
             tests.append(self._predict_tabular(window, where))
+        if self._series is not None:
+            tests.append(self._series.test(window, self.level, self.settings.correction, self.settings.seed))
         if "text" in self._tests:
             tests.append(self._predict_text(window, where))
         if "output" in self._tests:
@@ -268,8 +281,13 @@ class AlibiDriftDetector:
         )  # fmt: skip
         return DriftTestResult("output", self.level, bool(data["is_drift"]), len(window), (result,))
 
+    @property
+    def _tabular_numeric(self) -> tuple[str, ...]:
+        """Numeric columns of the tabular test (none when the series test takes them)."""
+        return () if self.columns.series else self.columns.numeric
+
     def _tabular_matrix(self, frame: pd.DataFrame, where: str) -> np.ndarray:
-        numeric = [features.numeric_values(frame, column, where) for column in self.columns.numeric]
+        numeric = [features.numeric_values(frame, column, where) for column in self._tabular_numeric]
         categorical = [
             features.encode(features.category_keys(frame, column), self._categories[column]).astype(np.float64)
             for column in self.columns.categorical
@@ -279,13 +297,15 @@ class AlibiDriftDetector:
     # --- save / load ---------------------------------------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        if not self._tests:
+        if not self._tests and self._series is None:
             raise DriftInputError("the detector is not fitted: nothing to save")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         for name, detector in self._tests.items():
             (directory / name).mkdir()
             alibi_save_detector(detector, directory / name)
+        if self._series is not None:
+            self._series.save(directory / SERIES_DIR)
         if self._encoder is not None:
             self._encoder.model.save_pretrained(directory / ENCODER_DIR, safe_serialization=True)
             self._tokenizer.save_pretrained(directory / ENCODER_DIR)
@@ -294,7 +314,7 @@ class AlibiDriftDetector:
             "backend": BACKEND,
             "columns": self.columns.to_json(),
             "settings": asdict(self.settings),
-            "tests": {name: {"level": self.level, "directory": name} for name in self._tests},
+            "tests": {name: {"level": self.level, "directory": name} for name in self.test_names},
             "categories": self._categories,
             "labels": self._labels,
             "reference_rows": self.reference_rows,
@@ -314,6 +334,9 @@ class AlibiDriftDetector:
         settings = DetectorSettings(**{**manifest["settings"], "device": device})
         detector = cls(DriftColumns.from_json(manifest["columns"]), settings)
         for name in detector.test_names:
+            if name == "series":
+                detector._series = _load_series(directory / SERIES_DIR, detector.columns)
+                continue
             if not (directory / name / "config.toml").is_file():
                 raise DetectorLoadError(f"{directory / name / 'config.toml'} is missing: the detector is incomplete")
             try:
@@ -329,6 +352,13 @@ class AlibiDriftDetector:
         detector._labels = manifest["labels"]
         detector.reference_rows = manifest["reference_rows"]
         return detector
+
+
+def _load_series(directory: Path, columns: DriftColumns) -> SeriesTest:
+    try:
+        return SeriesTest.load(directory, columns)
+    except (OSError, ValueError, KeyError) as error:
+        raise DetectorLoadError(f"cannot load the series test from {directory}: {error}") from error
 
 
 def _feature_thresholds(p_values: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:

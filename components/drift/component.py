@@ -1,7 +1,5 @@
 """KFP definition of drift (image `monitor`); the logic is in drift.py."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import HTML, Dataset, Input, Markdown, Metrics, Model, Output
 
@@ -26,8 +24,8 @@ def drift(
     seed: int = 0,
     device: str = "",
     num_threads: int = 0,
-) -> NamedTuple("Outputs", [("drift", bool)]):
-    """Test a time window of live traffic for drift against a detector from fit_drift_detector; outputs drift.
+) -> bool:
+    """Test a time window of live traffic for drift against a detector from fit_drift_detector; returns drift.
 
     payloads is the serving payload log (payload_format "kserve": Parquet under dt=YYYY-MM-DD/hour=HH/, a local
     directory or gs:// prefix, KServe V1/V2 request and response bodies) or a flat Parquet table of features
@@ -35,10 +33,10 @@ def drift(
     window_end (ISO 8601 with a zone; empty: now), optionally of one inference_service. At most max_samples
     instances (a seeded sample) are tested; fewer than min_samples fails the task. Outputs: report (offline
     HTML with per-feature p-values, distances and inline SVG plots), summary (Markdown), metrics, and
-    window_data (the tested rows as Parquet, e.g. for a TFDV comparison).
+    window_data (the tested rows as Parquet, e.g. for a TFDV comparison). Returns drift, the single return
+    value, so pipelines branch on dsl.If(task.outputs["Output"] == True): kfp.local resolves no NamedTuple
+    field in a condition.
     """
-    from collections import namedtuple
-
     from components.drift.drift import run_drift
 
     if num_threads > 0:  # e.g. the pod's CPU limit: torch otherwise starts one thread per core of the node
@@ -66,4 +64,4 @@ def drift(
         metrics.log_metric(name, value)
     window_data.metadata.update({"rows": run.result.window_rows, "window": str(run.window)})
     report.metadata["drifted_features"] = run.result.drifted_features
-    return namedtuple("Outputs", ["drift"])(run.result.drift)
+    return run.result.drift

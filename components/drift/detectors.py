@@ -7,11 +7,14 @@ directly. The only backend today is alibi-detect (:mod:`components.drift.alibi_b
 0.12 and later is under the Business Source License 1.1, which is why it stays behind this interface:
 another backend is one more entry in :data:`BACKENDS` and one module implementing the protocol.
 
-A detector runs up to three tests, each at level ``p_val / number of tests`` (Bonferroni), so the chance
+A detector runs up to four tests, each at level ``p_val / number of tests`` (Bonferroni), so the chance
 that a window from the reference distribution is flagged stays at most ``p_val``:
 
 * ``tabular``: a univariate test per numeric (Kolmogorov-Smirnov) and categorical (Chi-squared) column,
   with a Bonferroni or FDR correction across the columns;
+* ``series``: with a time column, the numeric columns instead, as time series: seasonal residuals judged
+  against reference windows of the window's length (:mod:`components.drift.series`), because a window of
+  autocorrelated, seasonal values is no i.i.d. sample of the reference and KS flags it;
 * ``text``: a multivariate MMD permutation test on sentence embeddings of the text column;
 * ``output``: a Chi-squared test of the window's predicted labels against the reference labels.
 """
@@ -56,23 +59,44 @@ class DriftColumns:
     """Label column of the reference data; "" runs no output test."""
     prediction: str = "prediction"
     """Column of a window holding the model's predicted label, compared with the reference labels."""
+    time: str = ""
+    """Column of each row's time (reference and window); with it, the numeric columns are tested as time series."""
+    group: str = ""
+    """With ``time``: column naming the series a row belongs to (e.g. the host); "" is one series."""
 
     @property
     def tabular(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
+        """Columns of the tabular test: the numeric ones only when there is no time column."""
+        return (() if self.time else self.numeric) + self.categorical
+
+    @property
+    def series(self) -> tuple[str, ...]:
+        """Columns of the series test."""
+        return self.numeric if self.time else ()
 
     @property
     def features(self) -> tuple[str, ...]:
-        return self.tabular + ((self.text,) if self.text else ())
+        return self.numeric + self.categorical + ((self.text,) if self.text else ())
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """What a window must hold: the features, and the time and group columns of the series test."""
+        return self.features + tuple(name for name in (self.time, self.group) if name)
 
     def check(self) -> None:
         """Raise :class:`DriftInputError` naming the first problem."""
         if not self.features:
             raise DriftInputError("no columns to watch: give numeric, categorical or text columns")
-        names = [*self.features, *((self.label,) if self.label else ())]
+        if self.time and not self.numeric:
+            raise DriftInputError(f"time column {self.time!r} needs numeric columns to test as time series")
+        if self.group and not self.time:
+            raise DriftInputError(f"group column {self.group!r} needs a time column (it names a time series)")
+        names = [*self.fields, *((self.label,) if self.label else ())]
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
-            raise DriftInputError(f"columns {repeated} are listed more than once (features and label must differ)")
+            raise DriftInputError(
+                f"columns {repeated} are listed more than once (features, time, group and label must differ)"
+            )
         if any(not name for name in names):
             raise DriftInputError("a column name is empty")
         if self.label and not self.prediction:
@@ -151,9 +175,10 @@ Distribution = Histogram | Frequencies | Projection
 class FeatureDrift:
     feature: str
     test: str
-    """``KS``, ``Chi2`` or ``MMD``."""
+    """``KS``, ``Chi2``, ``MMD``, or the series test's ``level`` and ``spread``."""
     statistic: float
-    """KS distance, Chi-squared statistic or MMD² (biased estimate, from alibi-detect)."""
+    """KS distance, Chi-squared statistic, MMD² (biased estimate, from alibi-detect); for the series test the level
+    shift (in the series' robust scales) or the spread ratio of the window against its like windows."""
     p_value: float
     threshold: float
     """The p-value below which this feature counts as drifted, after the corrections."""
@@ -164,12 +189,14 @@ class FeatureDrift:
 @dataclass(frozen=True)
 class DriftTestResult:
     name: str
-    """``tabular``, ``text`` or ``output``."""
+    """``tabular``, ``series``, ``text`` or ``output``."""
     level: float
     """This test's share of ``p_val``."""
     drift: bool
     window_rows: int
     features: tuple[FeatureDrift, ...]
+    note: str = ""
+    """How the test judged this window, for the report (e.g. how many like windows the series test had)."""
 
 
 @dataclass(frozen=True)
@@ -188,7 +215,8 @@ class DriftResult:
 
     @property
     def drifted_features(self) -> list[str]:
-        return [feature.feature for feature in self.features if feature.drift]
+        """Each drifted feature once (the series test judges a column by two statistics)."""
+        return list(dict.fromkeys(feature.feature for feature in self.features if feature.drift))
 
 
 class DriftDetector(Protocol):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from components.drift import features
-from components.drift.detectors import DriftInputError, DriftResult, load_detector, read_manifest
+from components.drift.detectors import DriftColumns, DriftInputError, DriftResult, load_detector, read_manifest
 from components.drift.payloads import TIME_COLUMN, Extraction, TimeWindow, read_window
 from components.drift.report import ReportContext, render_html, render_markdown
 
@@ -81,7 +81,7 @@ def run_drift(
         examples=extraction.examples,
         without_prediction=extraction.without_prediction,
     )
-    _write_parquet(_window_data(frame, detector.columns.categorical, detector.columns.prediction), window_data_path)
+    _write_parquet(_window_data(frame, detector.columns), window_data_path)
     _write_text(render_html(result, context), report_path)
     _write_text(render_markdown(result, context), summary_path)
     return DriftRun(result=result, window=window, extraction=extraction, metrics=drift_metrics(result, extraction))
@@ -108,9 +108,10 @@ def drift_metrics(result: DriftResult, extraction: Extraction) -> dict[str, floa
     return metrics
 
 
-def _window_data(frame: pd.DataFrame, categorical: tuple[str, ...], prediction: str) -> pd.DataFrame:
-    """The tested rows, with categories and predictions as their category keys (JSON gives mixed types)."""
-    as_keys = {column: [_key_or_null(value) for value in frame[column]] for column in (*categorical, prediction)}
+def _window_data(frame: pd.DataFrame, columns: DriftColumns) -> pd.DataFrame:
+    """The tested rows, with categories, groups and predictions as their category keys (JSON gives mixed types)."""
+    keyed = (*columns.categorical, *((columns.group,) if columns.group else ()), columns.prediction)
+    as_keys = {column: [_key_or_null(value) for value in frame[column]] for column in keyed}
     return frame.assign(**as_keys).astype({TIME_COLUMN: "datetime64[us, UTC]"})
 
 

@@ -39,17 +39,17 @@ def numeric_values(frame: pd.DataFrame, column: str, where: str) -> np.ndarray:
     if not_numbers.any():
         first = series[not_numbers].head(SHOWN_ROWS)
         raise DriftInputError(
-            f"column {column!r} of {where} is numeric but rows {_rows(not_numbers)} hold non-numbers, "
+            f"column {column!r} of {where} is numeric but rows {rows_of(not_numbers)} hold non-numbers, "
             f"e.g. {first.tolist()}"
         )
     if series.isna().any():
         raise DriftInputError(
-            f"column {column!r} of {where} has nulls in rows {_rows(series.isna())}: numeric columns must be "
+            f"column {column!r} of {where} has nulls in rows {rows_of(series.isna())}: numeric columns must be "
             "complete (fill or drop them, or list the column as categorical)"
         )
     infinite = ~np.isfinite(values.to_numpy())
     if infinite.any():
-        raise DriftInputError(f"column {column!r} of {where} has infinite values in rows {_rows(infinite, frame)}")
+        raise DriftInputError(f"column {column!r} of {where} has infinite values in rows {rows_of(infinite, frame)}")
     return values.to_numpy()
 
 
@@ -85,11 +85,11 @@ def texts(frame: pd.DataFrame, column: str, where: str) -> list[str]:
     not_strings = ~series.map(lambda value: isinstance(value, str))
     if not_strings.any():
         raise DriftInputError(
-            f"text column {column!r} of {where} has non-strings (or nulls) in rows {_rows(not_strings)}"
+            f"text column {column!r} of {where} has non-strings (or nulls) in rows {rows_of(not_strings)}"
         )
     blank = series.str.strip() == ""
     if blank.any():
-        raise DriftInputError(f"text column {column!r} of {where} has blank texts in rows {_rows(blank)}")
+        raise DriftInputError(f"text column {column!r} of {where} has blank texts in rows {rows_of(blank)}")
     return series.tolist()
 
 
@@ -139,7 +139,7 @@ def projection(reference: np.ndarray, window: np.ndarray, seed: int) -> Projecti
     )
 
 
-def _rows(mask: pd.Series | np.ndarray, frame: pd.DataFrame | None = None) -> str:
+def rows_of(mask: pd.Series | np.ndarray, frame: pd.DataFrame | None = None) -> str:
     labels = mask[mask].index if isinstance(mask, pd.Series) else frame.index[mask]
     shown = ", ".join(str(label) for label in labels[:SHOWN_ROWS])
     more = f" and {len(labels) - SHOWN_ROWS} more" if len(labels) > SHOWN_ROWS else ""

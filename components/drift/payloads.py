@@ -7,8 +7,9 @@
 the partitions overlapping the window are listed, then rows are kept when their request time (response
 time if no request was logged) is in ``[start, end)``. Bodies are KServe's protocols:
 
-* V1 ``{"instances": [...]}``: an instance is an object with a field per feature column, a list in
-  feature-column order, or, for a single feature (e.g. the text), the bare value. The response's
+* V1 ``{"instances": [...]}``: an instance is an object with a field per feature column (and the detector's
+  time and group columns: an anomaly model's ``{"host", "timestamp", <metrics>}``), a list in that order, or,
+  for a single feature (e.g. the text), the bare value. A time must be an ISO 8601 string. The response's
   ``predictions`` are labels, or objects with a ``label`` field (what ``serving/text_classifier.py`` answers).
 * V2 ``{"inputs": [{"name", "shape", "datatype", "data"}]}``: one input tensor per feature column, matched
   by name (a single input is matched to a single feature whatever its name); the response output
@@ -183,7 +184,7 @@ def read_payload_log(uri: str, window: TimeWindow, inference_service: str = "") 
 def extract_instances(rows: pd.DataFrame, columns: DriftColumns) -> Extraction:
     """One row per instance of the logged requests, with the predicted label from the logged response."""
     extraction = Extraction(frame=pd.DataFrame(), source_rows=len(rows), files=rows.attrs.get("files", 0))
-    names = list(columns.features)
+    names = list(columns.fields)
     records: list[dict[str, Any]] = []
     for row in rows.itertuples(index=False):
         where = f"{row.file} row {row.row}"
@@ -216,7 +217,7 @@ def read_feature_table(uri: str, window: TimeWindow | None, columns: DriftColumn
         frame = ds.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive").to_table().to_pandas()
     except (OSError, ArrowException) as error:
         raise DriftInputError(f"cannot read the table {uri}: {error}") from error
-    wanted = [*columns.features, *([time_column] if time_column else [])]
+    wanted = [*columns.fields, *([time_column] if time_column else [])]
     missing = [name for name in wanted if name not in frame.columns]
     if missing:
         raise DriftInputError(f"table {uri} lacks column(s) {missing}; it has {list(frame.columns)}")
@@ -229,7 +230,7 @@ def read_feature_table(uri: str, window: TimeWindow | None, columns: DriftColumn
         frame = frame.assign(**{TIME_COLUMN: pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us, UTC]")})
     if columns.prediction not in frame.columns:
         frame = frame.assign(**{columns.prediction: None})
-    frame = frame[[*columns.features, columns.prediction, TIME_COLUMN]]
+    frame = frame[[*columns.fields, columns.prediction, TIME_COLUMN]]
     unlabelled = int(frame[columns.prediction].isna().sum())
     return Extraction(
         frame=frame, source_rows=len(frame), files=1,
@@ -310,7 +311,7 @@ def _label(prediction: Any) -> Any:
 
 
 def _checked_values(instance: Any, columns: DriftColumns) -> dict[str, Any]:
-    names = columns.features
+    names = columns.fields
     if isinstance(instance, list):
         if len(instance) != len(names):
             raise _Skip("instance list has the wrong number of values", f"{len(instance)} values for {list(names)}")
@@ -319,10 +320,10 @@ def _checked_values(instance: Any, columns: DriftColumns) -> dict[str, Any]:
         if len(names) != 1:
             raise _Skip("instance is neither an object nor a list", f"a {type(instance).__name__}")
         instance = {names[0]: instance}
-    missing = [name for name in columns.features if name not in instance]
+    missing = [name for name in names if name not in instance]
     if missing:
         raise _Skip("instance lacks feature field(s)", f"no field(s) {missing}")
-    values = {name: instance[name] for name in columns.features}
+    values = {name: instance[name] for name in names}
     for name in columns.numeric:
         value = values[name]
         number = _number(value)
@@ -333,7 +334,25 @@ def _checked_values(instance: Any, columns: DriftColumns) -> dict[str, Any]:
         text = values[columns.text]
         if not isinstance(text, str) or not text.strip():
             raise _Skip(f"text feature {columns.text!r} is blank or not a string", f"{columns.text}={text!r}")
+    if columns.time:
+        moment = _time(values[columns.time])
+        if moment is None:
+            raise _Skip(f"time field {columns.time!r} is not an ISO 8601 time", f"{columns.time}={values[columns.time]!r}")
+        values[columns.time] = moment
     return values
+
+
+def _time(value: Any) -> pd.Timestamp | None:
+    """An ISO 8601 string as a UTC time (naive: UTC); anything else is None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = pd.Timestamp(value)
+    except ValueError:
+        return None
+    if moment is pd.NaT:
+        return None
+    return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
 
 
 def _number(value: Any) -> float | None:

@@ -9,12 +9,18 @@ from html import escape
 
 from components.drift.detectors import DriftResult, FeatureDrift, Frequencies, Histogram, Projection
 
+TITLE = "Drift report"
+"""The heading of both reports (``# TITLE``, ``<h1>TITLE</h1>``); the drift_report component demotes it when merging."""
 REFERENCE_COLOUR = "#4c78a8"
 WINDOW_COLOUR = "#f58518"
 MAX_CATEGORIES_SHOWN = 15
-STATISTIC_NAMES = {"KS": "KS distance", "Chi2": "Chi-squared", "MMD": "MMD²"}
+STATISTIC_NAMES = {
+    "KS": "KS distance", "Chi2": "Chi-squared", "MMD": "MMD²", "level": "level shift (scales)",
+    "spread": "spread ratio",
+}  # fmt: skip
 TEST_TITLES = {
     "tabular": "Tabular features (KS for numeric, Chi-squared for categorical)",
+    "series": "Time series (seasonal residuals: level and spread against like windows of the reference)",
     "text": "Text (MMD permutation test on sentence embeddings)",
     "output": "Model output (Chi-squared on predicted vs reference labels)",
 }
@@ -38,7 +44,7 @@ class ReportContext:
 def render_markdown(result: DriftResult, context: ReportContext) -> str:
     verdict = "**Drift detected**" if result.drift else "No drift detected"
     lines = [
-        "# Drift report",
+        f"# {TITLE}",
         "",
         f"{verdict} at p_val {result.p_val:g} (split evenly over {len(result.tests) + len(result.not_run)} test(s)).",
         "",
@@ -48,6 +54,7 @@ def render_markdown(result: DriftResult, context: ReportContext) -> str:
         f"- backend: {context.backend} {context.versions.get(context.backend, '')}; took {context.seconds:.1f} s",
     ]
     lines += [f"- {name} test not run: {why}" for name, why in result.not_run.items()]
+    lines += [f"- {test.name} test: {test.note}" for test in result.tests if test.note]
     lines += ["", "| test | feature | statistic | p-value | threshold | drift |", "|---|---|---|---|---|---|"]
     for test in result.tests:
         for feature in sorted(test.features, key=lambda item: item.p_value):
@@ -69,7 +76,7 @@ def render_html(result: DriftResult, context: ReportContext) -> str:
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Drift report</title>",
         f"<style>{_CSS}</style></head><body>",
-        f"<h1>Drift report</h1><p class='verdict {'drift' if result.drift else 'ok'}'>{verdict}</p>",
+        f"<h1>{TITLE}</h1><p class='verdict {'drift' if result.drift else 'ok'}'>{verdict}</p>",
         "<table class='facts'>",
         _fact("window", context.window),
         _fact("source", context.source),
@@ -89,6 +96,8 @@ def render_html(result: DriftResult, context: ReportContext) -> str:
     for test in result.tests:
         parts.append(f"<h2>{escape(TEST_TITLES.get(test.name, test.name))}: {'drift' if test.drift else 'no drift'}"
                      f"</h2><p>Test level {test.level:.3g}; {test.window_rows} window rows.</p>")  # fmt: skip
+        if test.note:
+            parts.append(f"<p>{escape(test.note)}.</p>")
         parts.append(_feature_table(test.features))
         parts.append("<div class='plots'>")
         for feature in sorted(test.features, key=lambda item: item.p_value):

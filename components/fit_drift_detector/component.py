@@ -17,6 +17,8 @@ def fit_drift_detector(
     text_column: str = "",
     label_column: str = "",
     prediction_column: str = "prediction",
+    time_column: str = "",
+    group_column: str = "",
     p_val: float = 0.05,
     correction: str = "bonferroni",
     n_permutations: int = 100,
@@ -32,9 +34,13 @@ def fit_drift_detector(
     categorical column, with correction bonferroni or fdr across the columns), text (MMD permutation test with
     n_permutations on mean-pooled sentence embeddings of text_column; the encoder is the encoder input, e.g.
     train's model, or the Hugging Face model directory encoder_dir) and output (Chi-squared of predicted labels
-    against label_column). At most max_reference_rows rows (a seeded sample) form the reference. The detector
-    directory (detector.json manifest with library versions, alibi-detect save_detector directories, the
-    encoder in safetensors) is what the drift component reads.
+    against label_column). With a time_column the numeric columns are time series instead (series test:
+    residuals from each group_column series' median per hour of day, their median and spread judged against
+    reference windows of the tested window's length; KS would flag seasonal, autocorrelated windows that have
+    not drifted); the reference must span at least 3 days. At most max_reference_rows rows (a seeded sample)
+    form the reference. The detector directory (detector.json manifest with library versions, alibi-detect
+    save_detector directories, the series test's reference rows, the encoder in safetensors) is what the drift
+    component reads.
     """
     from components.drift.detectors import DetectorSettings, DriftColumns, DriftInputError
     from components.fit_drift_detector.fit import fit_drift_detector as fit
@@ -56,6 +62,8 @@ def fit_drift_detector(
                 text=text_column,
                 label=label_column,
                 prediction=prediction_column,
+                time=time_column,
+                group=group_column,
             ),
             settings=DetectorSettings(
                 p_val=p_val,
