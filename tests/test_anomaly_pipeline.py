@@ -73,10 +73,31 @@ def test_the_deployed_detector_flags_the_smoke_point(finished_run):
     assert "prediction" in result.stdout
 
 
-def test_a_drift_detector_watches_the_metrics(finished_run):
+def test_a_drift_detector_watches_the_metrics_as_time_series(finished_run):
     _, tasks = finished_run
     detector = tasks["fit-drift-detector"].artifacts["detector"]["metadata"]
-    assert detector["tests"] == ["tabular"] and detector["columns"]["numeric"] == ["cpu", "latency_ms", "error_rate"]
+    assert detector["tests"] == ["series"] and detector["columns"]["numeric"] == ["cpu", "latency_ms", "error_rate"]
+    assert detector["columns"]["time"] == "timestamp" and detector["columns"]["group"] == "host"
+    assert detector["reference_rows"] == 3 * 2100  # every training row: like windows as dense as the tested one
+
+
+def test_continuous_training_on_an_undrifted_day_does_not_retrain(finished_run, tmp_path):
+    """One CT cycle: the last day of the demo's test split (a table of metric rows, later than the training split)."""
+    _, tasks = finished_run
+    split = {name: tasks["ingest"].artifacts[f"{name}_data"]["path"] for name in ("train", "test")}
+    result = run_cli(
+        "run", "anomaly_detection_ct", "--local", "--pipeline-root", str(tmp_path),
+        "--param", f"payloads={split['test']}", "--param", "payload_format=table", "--param", "payload_time_column=timestamp",
+        "--param", "window_end=2024-01-11T10:00:00+00:00",  # after the last of the 3000 five-minute steps
+        "--param", f"reference_data={split['train']}",
+    )  # fmt: skip
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    run_dir = local_runner.latest_run_dir(tmp_path, "anomaly-detection-ct")
+    ct = {task.task: task for task in local_runner.run_outputs(run_dir)}
+    assert ct["drift"].parameters["Output"] is False
+    metrics = ct["drift"].artifacts["metrics"]["metadata"]
+    assert metrics["window_rows"] == 3 * 288 and metrics["series_drift"] == 0.0
+    assert {"fit-drift-detector", "tfdv-drift", "drift-report"} <= set(ct) and "train-anomaly" not in ct
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +123,9 @@ def test_continuous_training_retrains_only_on_drift_of_the_metric_columns(ct_spe
     for task in ("fit-drift-detector", "tfdv-drift"):
         columns = root[task]["inputs"]["parameters"]
         assert columns.get("numeric_columns", columns.get("columns")) == {"componentInputParameter": "metric_columns"}
+    fit = root["fit-drift-detector"]["inputs"]["parameters"]
+    assert fit["time_column"] == {"componentInputParameter": "timestamp_column"}
+    assert fit["group_column"] == {"componentInputParameter": "host_column"}
 
 
 def test_continuous_training_deploys_all_at_once_to_keep_each_hosts_stream_on_one_server(ct_spec):

@@ -337,7 +337,9 @@ def _checked_values(instance: Any, columns: DriftColumns) -> dict[str, Any]:
     if columns.time:
         moment = _time(values[columns.time])
         if moment is None:
-            raise _Skip(f"time field {columns.time!r} is not an ISO 8601 time", f"{columns.time}={values[columns.time]!r}")
+            raise _Skip(
+                f"time field {columns.time!r} is not an ISO 8601 time", f"{columns.time}={values[columns.time]!r}"
+            )
         values[columns.time] = moment
     return values
 

