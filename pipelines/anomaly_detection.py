@@ -14,14 +14,11 @@ The train → release sub-pipeline is shared with pipelines/anomaly_detection_ct
 from kfp import dsl
 from kfp.dsl import Dataset, Input
 
-from components.deploy.component import deploy
 from components.fit_drift_detector.component import fit_drift_detector
-from components.gate.component import gate
 from components.ingest.component import ingest
-from components.register.component import register
 from components.train_anomaly.component import train_anomaly
 from components.validate.component import validate
-from pipelines.text_classification import KFP_RUN, talks_to_registry
+from pipelines.text_classification import gate_then_deploy, register_challenger
 
 DRIFT_REFERENCE_ROWS = 50000
 """The drift detector keeps up to this many training rows (a seeded sample beyond): the series test cuts its like
@@ -67,46 +64,24 @@ def anomaly_train_release(
         threshold_method=threshold_method,
         threshold_quantile=threshold_quantile,
     )
-    registered = register(
-        model=trained.outputs["model"],
-        train_data=train_data,
-        metrics=trained.outputs["metrics"],
+    registered = register_challenger(trained, train_data, model_name, tracking_uri)
+
+    gate_then_deploy(
+        trained,
+        registered,
+        test_data,
         model_name=model_name,
         tracking_uri=tracking_uri,
-        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        alias="challenger",
-        **KFP_RUN,
-    )
-    talks_to_registry(registered)
-
-    checked = gate(
-        challenger=trained.outputs["model"],
-        test_data=test_data,
         champion_model=champion_model,
-        registry_model_name=model_name,
-        tracking_uri=tracking_uri,
-        challenger_version=registered.outputs["version"],
-        label_column=label_column,
-        thresholds=thresholds,
-        **KFP_RUN,
-    )
-    talks_to_registry(checked)
-    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
-        released = deploy(
-            model=trained.outputs["model"],
-            target=deploy_target,
-            model_name=model_name,
-            smoke_input=smoke_input,
-            registry_model_name=model_name,
-            model_version=registered.outputs["version"],
-            tracking_uri=tracking_uri,
-            promotion_reason=checked.outputs["reason"],
+        deploy_target=deploy_target,
+        smoke_input=smoke_input,
+        gate_settings=dict(label_column=label_column, thresholds=thresholds),
+        deploy_settings=dict(
             deployment_mode=deployment_mode,
             canary_traffic_percent=canary_traffic_percent,
             logger_url=logger_url,
-            **KFP_RUN,
-        )
-        talks_to_registry(released)
+        ),
+    )
 
 
 def ingest_host_metrics(

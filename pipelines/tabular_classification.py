@@ -14,21 +14,18 @@ from typing import Any
 from kfp import dsl
 from kfp.dsl import Dataset, Input, pipeline_channel
 
-from components.deploy.component import deploy
 from components.evaluate.component import evaluate
 from components.feature_apply.component import feature_apply
 from components.feature_materialize.component import feature_materialize
 from components.fit_drift_detector.component import fit_drift_detector
-from components.gate.component import gate
 from components.ingest.component import ingest
-from components.register.component import register
 from components.task_stats.component import task_stats
 from components.train_tabular.component import train_tabular
 from components.training_set.component import training_set
 from components.tune.component import tune
 from components.tune_local.component import tune_local
 from components.validate.component import validate
-from pipelines.text_classification import KFP_RUN, talks_to_registry
+from pipelines.text_classification import gate_then_deploy, register_challenger
 
 FEATURE_SERVICE = "tabular_model_features"  # feature_repo/tabular_features.py: queue_task_stats + user_task_stats
 HISTORY_VIEWS = ["queue_task_stats", "user_task_stats"]
@@ -132,17 +129,7 @@ def tabular_train_release(
         hyperparameters=hyperparameters,
         seed=seed,
     )
-    registered = register(
-        model=trained.outputs["model"],
-        train_data=train_records,
-        metrics=trained.outputs["metrics"],
-        model_name=model_name,
-        tracking_uri=tracking_uri,
-        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        alias="challenger",
-        **KFP_RUN,
-    )
-    talks_to_registry(registered)
+    registered = register_challenger(trained, train_records, model_name, tracking_uri)
 
     evaluate(
         model=trained.outputs["model"],
@@ -152,33 +139,22 @@ def tabular_train_release(
         slice_column=slice_column,
     )
 
-    checked = gate(
-        challenger=trained.outputs["model"],
-        test_data=test_data,
-        champion_model=champion_model,
-        registry_model_name=model_name,
+    gate_then_deploy(
+        trained,
+        registered,
+        test_data,
+        model_name=model_name,
         tracking_uri=tracking_uri,
-        challenger_version=registered.outputs["version"],
-        label_column=target_column,
-        min_accuracy=min_accuracy,
-        min_macro_f1=min_macro_f1,
-        thresholds=thresholds,
-        **KFP_RUN,
+        champion_model=champion_model,
+        deploy_target=deploy_target,
+        smoke_input=smoke_input,
+        gate_settings=dict(
+            label_column=target_column,
+            min_accuracy=min_accuracy,
+            min_macro_f1=min_macro_f1,
+            thresholds=thresholds,
+        ),
     )
-    talks_to_registry(checked)
-    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
-        released = deploy(
-            model=trained.outputs["model"],
-            target=deploy_target,
-            model_name=model_name,
-            smoke_input=smoke_input,
-            registry_model_name=model_name,
-            model_version=registered.outputs["version"],
-            tracking_uri=tracking_uri,
-            promotion_reason=checked.outputs["reason"],
-            **KFP_RUN,
-        )
-        talks_to_registry(released)
 
 
 def tuned_train_release(

@@ -55,6 +55,62 @@ def talks_to_registry(task: dsl.PipelineTask) -> dsl.PipelineTask:
 KFP_RUN = dict(kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, kfp_task_id=dsl.PIPELINE_TASK_ID_PLACEHOLDER)
 
 
+def register_challenger(trained: dsl.PipelineTask, train_data, model_name: str, tracking_uri: str) -> dsl.PipelineTask:
+    """Register the trained model as a new version of model_name, with alias challenger."""
+    registered = register(
+        model=trained.outputs["model"],
+        train_data=train_data,
+        metrics=trained.outputs["metrics"],
+        model_name=model_name,
+        tracking_uri=tracking_uri,
+        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+        alias="challenger",
+        **KFP_RUN,
+    )
+    return talks_to_registry(registered)
+
+
+def gate_then_deploy(
+    trained: dsl.PipelineTask,
+    registered: dsl.PipelineTask,
+    test_data,
+    *,
+    model_name: str,
+    tracking_uri: str,
+    champion_model: str,
+    deploy_target: str,
+    smoke_input: str,
+    gate_settings: dict,
+    deploy_settings: dict | None = None,
+) -> None:
+    """The champion/challenger gate against the registry and, inside dsl.If(blessed), deploy (which moves champion)."""
+    checked = gate(
+        challenger=trained.outputs["model"],
+        test_data=test_data,
+        champion_model=champion_model,
+        registry_model_name=model_name,
+        tracking_uri=tracking_uri,
+        challenger_version=registered.outputs["version"],
+        **gate_settings,
+        **KFP_RUN,
+    )
+    talks_to_registry(checked)
+    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
+        released = deploy(
+            model=trained.outputs["model"],
+            target=deploy_target,
+            model_name=model_name,
+            smoke_input=smoke_input,
+            registry_model_name=model_name,
+            model_version=registered.outputs["version"],
+            tracking_uri=tracking_uri,
+            promotion_reason=checked.outputs["reason"],
+            **(deploy_settings or {}),
+            **KFP_RUN,
+        )
+        talks_to_registry(released)
+
+
 @dsl.pipeline(
     name="text-train-release",
     description="Train with given hyperparameters, register, evaluate, gate against the registry's champion, deploy.",
@@ -101,53 +157,34 @@ def train_and_release(
     )
     GPU_TRAINING.apply(trained)
 
-    registered = register(
-        model=trained.outputs["model"],
-        train_data=train_data,
-        metrics=trained.outputs["metrics"],
-        model_name=model_name,
-        tracking_uri=tracking_uri,
-        kfp_run_name=dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        alias="challenger",
-        **KFP_RUN,
-    )
-    talks_to_registry(registered)
+    registered = register_challenger(trained, train_data, model_name, tracking_uri)
 
     evaluate(
         model=trained.outputs["model"], test_data=test_data, text_column=text_column, label_column=label_column
     )
 
-    checked = gate(
-        challenger=trained.outputs["model"],
-        test_data=test_data,
-        champion_model=champion_model,
-        registry_model_name=model_name,
+    gate_then_deploy(
+        trained,
+        registered,
+        test_data,
+        model_name=model_name,
         tracking_uri=tracking_uri,
-        challenger_version=registered.outputs["version"],
-        text_column=text_column,
-        label_column=label_column,
-        min_accuracy=min_accuracy,
-        min_macro_f1=min_macro_f1,
-        thresholds=thresholds,
-        **KFP_RUN,
-    )
-    talks_to_registry(checked)
-    with dsl.If(checked.outputs["Output"] == True, name="blessed"):  # noqa: E712 (KFP builds the condition from ==)
-        released = deploy(
-            model=trained.outputs["model"],
-            target=deploy_target,
-            model_name=model_name,
-            smoke_input=smoke_input,
-            registry_model_name=model_name,
-            model_version=registered.outputs["version"],
-            tracking_uri=tracking_uri,
-            promotion_reason=checked.outputs["reason"],
+        champion_model=champion_model,
+        deploy_target=deploy_target,
+        smoke_input=smoke_input,
+        gate_settings=dict(
+            text_column=text_column,
+            label_column=label_column,
+            min_accuracy=min_accuracy,
+            min_macro_f1=min_macro_f1,
+            thresholds=thresholds,
+        ),
+        deploy_settings=dict(
             deployment_mode=deployment_mode,
             canary_traffic_percent=canary_traffic_percent,
             logger_url=logger_url,
-            **KFP_RUN,
-        )
-        talks_to_registry(released)
+        ),
+    )
 
 
 @dsl.pipeline(
