@@ -182,7 +182,7 @@ def table(results: list[LoadResult]) -> list[str]:
 
 
 def report(
-    results: list[LoadResult], thread_results: list[LoadResult], args: argparse.Namespace, load: list[float]
+    results: list[LoadResult], variant_results: list[LoadResult], args: argparse.Namespace, load: list[float]
 ) -> str:
     by_key = {(result.server, result.concurrency): result for result in results}
     top = max(CONCURRENCIES)
@@ -199,7 +199,8 @@ def report(
         "per V1 request (8–22 tokens)  ",
         f"Servers: `batched` = `python -m serving.server` with {flags} "
         f"(defaults otherwise: max batch {DEFAULT_MAX_BATCH_SIZE}, max wait {DEFAULT_MAX_BATCH_WAIT_MS:g} ms, "
-        f"torch threads = CPUs − 1, GIL switch interval {DEFAULT_GIL_SWITCH_INTERVAL_MS:g} ms); `unbatched` = the "
+        "TorchScript forward pass, torch threads = CPUs, "
+        f"GIL switch interval {DEFAULT_GIL_SWITCH_INTERVAL_MS:g} ms); `unbatched` = the "
         "same model and flags with `--max_batch_size 1`  ",
         f"Load: closed loop on loopback, {args.warmup:.0f} s warm-up then {args.duration:.0f} s measured per row, "
         "the servers measured in turns at each concurrency",
@@ -210,8 +211,9 @@ def report(
         f"batched p99 = **{batched.percentile_ms(99):.0f} ms** (goal < {GOAL_P99_MS:.0f} ms): "
         f"goal {'met' if met else 'NOT met'}.",
     ]  # fmt: skip
-    if thread_results:
-        lines += ["", "The batched server with each `--torch_threads`:", "", *table(thread_results)]
+    if variant_results:
+        lines += ["", "The batched server with other flags (`--variant`), in turns with each other:", "",
+                  *table(variant_results)]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -254,9 +256,10 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     parser.add_argument("--common_args", type=shlex.split, default=[], help="extra server flags of both servers")
     parser.add_argument(
-        "--threads", type=int, nargs="*", default=[],
-        help="also measure the batched server with each of these --torch_threads (concurrency 1 and 32)",
-    )  # fmt: skip
+        "--variant", action="append", default=[], metavar="LABEL=FLAGS",
+        help="also measure the batched server with these extra flags at concurrency 1 and 32; repeatable: "
+        "--variant 'eager, 1 thread=--no-torchscript --torch_threads 1'",
+    )
     parser.add_argument("--out", type=Path, help="write the Markdown report here")
     args = parser.parse_args(argv)
 
@@ -269,14 +272,14 @@ def main(argv: list[str] | None = None) -> None:
             "unbatched": [*args.common_args, "--max_batch_size", "1"],
         }
         results = compare(model_dir, servers, CONCURRENCIES, bodies, args, load)
-        thread_servers = {
-            f"{count} thread{'s' * (count > 1)}": [*args.common_args, *args.batched_args, "--torch_threads", str(count)]
-            for count in args.threads
-        }
-        thread_results = []
-        if thread_servers:
-            thread_results = compare(model_dir, thread_servers, (1, max(CONCURRENCIES)), bodies, args, load)
-    text = report(results, thread_results, args, load)
+        variant_servers = {}
+        for variant in args.variant:
+            label, _, flags = variant.partition("=")
+            variant_servers[label] = [*args.common_args, *args.batched_args, *shlex.split(flags)]
+        variant_results = []
+        if variant_servers:
+            variant_results = compare(model_dir, variant_servers, (1, max(CONCURRENCIES)), bodies, args, load)
+    text = report(results, variant_results, args, load)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

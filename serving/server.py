@@ -34,8 +34,8 @@ DEFAULT_GIL_SWITCH_INTERVAL_MS = 0.5
 
 
 def default_torch_threads() -> int:
-    """One CPU is left to the event loop (HTTP, JSON, tokenizer): all the others run the forward pass."""
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    """Every CPU available: the traced forward pass does not hold the GIL the event loop needs (measured)."""
+    return len(os.sched_getaffinity(0))
 
 
 class DefaultJsonContentType:
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--torch_threads", type=int, default=None,
-        help="torch intra-op CPU threads; default: the CPUs available to this process minus one (at least 1)",
+        help="torch intra-op CPU threads; default: the CPUs available to this process",
     )  # fmt: skip
     parser.add_argument("--torch_interop_threads", type=int, default=1, help="torch inter-op CPU threads")
     parser.add_argument(
@@ -89,6 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="how long a busy thread keeps the GIL (sys.setswitchinterval); Python's default is 5",
     )  # fmt: skip
     parser.add_argument("--device", default=None, help="torch device; default: cuda when available, else cpu")
+    parser.add_argument(
+        "--torchscript", action=argparse.BooleanOptionalAction, default=True,
+        help="text on CPU: run the forward pass as a TorchScript graph checked against the eager model",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     for flag in ("max_instances", "max_batch_size", "torch_interop_threads"):
         if getattr(args, flag) < 1:
@@ -138,6 +142,7 @@ def _text_classifier(args: argparse.Namespace) -> kserve.Model:
         max_batch_size=args.max_batch_size,
         max_batch_wait_ms=args.max_batch_wait_ms,
         device=args.device,
+        torchscript=args.torchscript,
     )
     try:
         model.load()

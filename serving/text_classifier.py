@@ -12,7 +12,9 @@ Protocols (routing, health and metadata come from KServe):
   ``[N]`` returns the outputs ``label`` (BYTES ``[N]``) and ``score`` (FP32 ``[N]``).
 
 Concurrent requests are coalesced into one forward pass by :class:`serving.batching.AdaptiveBatcher`
-(``max_batch_size`` texts, ``max_batch_wait_ms``), run on a worker thread under ``torch.inference_mode``.
+(``max_batch_size`` texts, ``max_batch_wait_ms``), run on a worker thread under ``torch.inference_mode``;
+on CPU the forward pass is a frozen TorchScript graph checked against the eager model
+(:mod:`serving.torchscript`).
 Request counts, latencies and batch sizes go to the Prometheus metrics of :mod:`serving.metrics`.
 
 Bad input raises :class:`kserve.errors.InvalidInput`, which KServe answers with HTTP 400.
@@ -32,6 +34,7 @@ from kserve.protocol.infer_type import InferRequest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from serving.predictor_base import CLASSIFICATION_OUTPUTS, BatchedPredictor, ClassPrediction, type_name, v2_string
+from serving.torchscript import eager_forward, traced_forward
 
 TEXT_INPUT = "text"
 DEFAULT_MAX_INSTANCES = 64
@@ -60,6 +63,7 @@ class TextClassifier(BatchedPredictor):
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         max_batch_wait_ms: float = DEFAULT_MAX_BATCH_WAIT_MS,
         device: str | None = None,
+        torchscript: bool = True,
     ):
         if max_instances < 1 or max_text_chars < 1:
             raise ValueError("max_instances and max_text_chars must be at least 1")
@@ -68,6 +72,8 @@ class TextClassifier(BatchedPredictor):
         self.max_instances = max_instances
         self.max_text_chars = max_text_chars
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.torchscript = torchscript
+        self.traced = False
         self.labels: list[str] = []
         # Fast tokenizers are not safe to call from several threads at once ("Already borrowed"). Served
         # requests reach the model only through the batcher's single worker thread; the lock covers direct
@@ -81,13 +87,18 @@ class TextClassifier(BatchedPredictor):
             model = AutoModelForSequenceClassification.from_pretrained(model_dir, use_safetensors=True)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"cannot load the model in {model_dir}: {error}") from error
-        self._model = model.to(self.device).eval()
+        model = model.to(self.device).eval()
         self.labels = [model.config.id2label[index] for index in range(model.config.num_labels)]
         _check_label_map(model_dir, self.labels)
         self._max_tokens = min(
             self._tokenizer.model_max_length,
             getattr(model.config, "max_position_embeddings", self._tokenizer.model_max_length),
         )
+        traced = None
+        if self.torchscript and self.device.type == "cpu":
+            traced = traced_forward(model, self._tokenizer, self._max_tokens)
+        self.traced = traced is not None
+        self._forward = traced or eager_forward(model)
         self.ready = True
         return self.ready
 
@@ -97,7 +108,7 @@ class TextClassifier(BatchedPredictor):
             encoded = self._tokenizer(
                 texts, padding=True, truncation=True, max_length=self._max_tokens, return_tensors="pt"
             ).to(self.device)
-            probabilities = self._model(**encoded).logits.float().softmax(dim=-1).cpu()
+            probabilities = self._forward(dict(encoded)).float().softmax(dim=-1).cpu()
         return [ClassPrediction.best_of(self.labels, row) for row in probabilities.tolist()]
 
     def get_input_types(self) -> list[dict]:

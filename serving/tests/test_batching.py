@@ -199,4 +199,5 @@ def test_server_flag_defaults() -> None:
     assert (args.max_batch_size, args.max_batch_wait_ms, args.torch_threads, args.torch_interop_threads) == (
         DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, None, 1,
     )  # fmt: skip
-    assert default_torch_threads() == max(1, len(os.sched_getaffinity(0)) - 1)
+    assert args.torchscript and not parse_args(["--model_dir", "model", "--no-torchscript"]).torchscript
+    assert default_torch_threads() == len(os.sched_getaffinity(0))

@@ -1,10 +1,12 @@
 """In-process tests of TextClassifier: loading a model directory and classifying texts."""
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from serving.tests.tiny_model import LABELS
 from serving.text_classifier import ModelLoadError, TextClassifier
@@ -31,6 +33,34 @@ def test_classify_returns_a_distribution_over_the_labels(classifier: TextClassif
         assert prediction.score == max(prediction.scores.values())
         assert prediction.scores[prediction.label] == prediction.score
     assert classifier.classify(texts[:1]) == predictions[:1]  # batching and padding do not change results
+
+
+def test_cpu_forward_pass_is_a_traced_graph_with_the_eager_models_results(
+    classifier: TextClassifier, tiny_model_dir: Path
+) -> None:
+    eager = TextClassifier("tiny", str(tiny_model_dir), device="cpu", torchscript=False)
+    eager.load()
+    assert classifier.traced and not eager.traced
+    texts = ["declined", "my card payment was declined twice", "what is the balance " * 40]
+    for batch in (texts[:1], texts, texts * 11):  # batch sizes and lengths other than the traced example's
+        for traced, reference in zip(classifier.classify(batch), eager.classify(batch), strict=True):
+            assert traced.label == reference.label
+            assert list(traced.scores.values()) == pytest.approx(list(reference.scores.values()), abs=1e-6)
+
+
+def test_a_model_that_cannot_be_traced_is_served_eagerly(
+    tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def refuse(*args, **kwargs):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.jit, "trace", refuse)
+    model = TextClassifier("tiny", str(tiny_model_dir), device="cpu")
+    with caplog.at_level(logging.WARNING, logger="serving.torchscript"):
+        assert model.load()
+    assert not model.traced
+    assert "serving the eager model: tracing failed: RuntimeError('unsupported operator')" in caplog.text
+    assert model.classify(["my card payment was declined twice"])[0].label in LABELS
 
 
 def test_storage_uris_are_rejected_until_supported() -> None:
