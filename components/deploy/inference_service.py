@@ -34,6 +34,10 @@ DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
 # Knative mode: tags the latest revision `latest` (and the rolled-out one `prev`) with their own URLs,
 # so a canary can be smoke-tested on its own.
 TAG_ROUTING_ANNOTATION = "serving.kserve.io/enable-tag-routing"
+# Which registered model version the service serves (set when deploy is given one), so the cluster itself
+# answers "what is serving?"; `kfp-mlops lineage MODEL --version VERSION` goes on to the training run.
+REGISTERED_MODEL_ANNOTATION = "kfp-mlops.io/registered-model"
+MODEL_VERSION_ANNOTATION = "kfp-mlops.io/model-version"
 
 MODEL_MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts the STORAGE_URI's content
 STORAGE_URI_ENV = "STORAGE_URI"
@@ -86,6 +90,8 @@ class InferenceServiceConfig:
     canary_traffic_percent: int = 0  # 1..99: the new revision's share of traffic (Knative mode); 0: all of it
     logger_url: str = ""  # where KServe's payload logger posts requests and responses; empty: no logger
     service_account_name: str = ""  # the predictor's service account (credentials for storage_uri)
+    registered_model: str = ""  # the registry's name and version of the model served; empty: unregistered
+    model_version: str = ""
 
     @property
     def mode(self) -> str:
@@ -141,6 +147,8 @@ def validate(config: InferenceServiceConfig) -> None:
             raise InferenceServiceSpecError(f"{resource} {amount!r} is not a Kubernetes quantity (e.g. 500m, 2, 4Gi)")
     if config.resources.gpu < 0:
         raise InferenceServiceSpecError(f"gpu {config.resources.gpu} cannot be negative")
+    if bool(config.registered_model) != bool(config.model_version):
+        raise InferenceServiceSpecError("registered_model and model_version go together (or neither)")
     if config.logger_url and not config.logger_url.startswith(("http://", "https://")):
         raise InferenceServiceSpecError(f"logger_url {config.logger_url!r} must be an http:// or https:// URL")
 
@@ -151,6 +159,9 @@ def build_inference_service(config: InferenceServiceConfig) -> dict[str, Any]:
     annotations = {DEPLOYMENT_MODE_ANNOTATION: config.mode}
     if config.mode == KNATIVE:
         annotations[TAG_ROUTING_ANNOTATION] = "true"
+    if config.registered_model:
+        annotations[REGISTERED_MODEL_ANNOTATION] = config.registered_model
+        annotations[MODEL_VERSION_ANNOTATION] = config.model_version
     predictor: dict[str, Any] = {
         "minReplicas": config.min_replicas,
         "maxReplicas": config.max_replicas,
@@ -196,17 +207,22 @@ def model_server_container(config: InferenceServiceConfig) -> dict[str, Any]:
     }
 
 
-# The predictor fields the builder sets only sometimes: an update must remove them when they are unset.
+# The predictor fields and annotations the builder sets only sometimes: an update must remove them when unset.
 OPTIONAL_PREDICTOR_FIELDS = ("canaryTrafficPercent", "logger", "serviceAccountName")
+OPTIONAL_ANNOTATIONS = (TAG_ROUTING_ANNOTATION, REGISTERED_MODEL_ANNOTATION, MODEL_VERSION_ANNOTATION)
 
 
 def update_patch(manifest: dict[str, Any]) -> dict[str, Any]:
     """A JSON merge patch that turns an existing InferenceService into ``manifest``'s labels, annotations
-    and spec, removing the optional predictor fields ``manifest`` leaves out (a merge patch keeps unnamed keys)."""
+    and spec, removing the optional predictor fields and annotations ``manifest`` leaves out (a merge patch
+    keeps unnamed keys; other annotations, someone else's, stay)."""
     predictor = dict(manifest["spec"]["predictor"])
     for name in OPTIONAL_PREDICTOR_FIELDS:
         predictor.setdefault(name, None)
-    metadata = {key: manifest["metadata"][key] for key in ("labels", "annotations")}
+    annotations = dict(manifest["metadata"]["annotations"])
+    for name in OPTIONAL_ANNOTATIONS:
+        annotations.setdefault(name, None)
+    metadata = {"labels": manifest["metadata"]["labels"], "annotations": annotations}
     return {"metadata": metadata, "spec": {**manifest["spec"], "predictor": predictor}}
 
 

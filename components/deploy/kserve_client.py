@@ -23,7 +23,9 @@ from components.deploy.inference_service import (
     DEPLOYMENT_MODE_ANNOTATION,
     GROUP,
     KNATIVE,
+    MODEL_VERSION_ANNOTATION,
     PLURAL,
+    REGISTERED_MODEL_ANNOTATION,
     VERSION,
     InferenceServiceConfig,
     Resources,
@@ -255,10 +257,11 @@ def roll_out(
     if existing is None:
         services.create(manifest)
         rollout.log("created the InferenceService" + (" (first revision: all traffic, no canary)" if knative else ""))
-        previous_spec = None
+        previous_spec = previous_version = None
     else:
         _check_mode_unchanged(existing, config.mode)
         previous_spec = existing["spec"]
+        previous_version = version_annotations(existing)
         rollout.previous_revision = revision(existing)
         services.patch(config.name, update_patch(manifest))
         rollout.log(f"patched the InferenceService (previous revision: {rollout.previous_revision})")
@@ -288,7 +291,9 @@ def roll_out(
         rollout.url = serving_url(isvc)
         rollout.revision = revision(isvc)
     except Exception as failure:
-        raise _undo(services, config.name, previous_spec, knative, failure, ready_timeout_s, poll_s) from failure
+        raise _undo(
+            services, config.name, previous_spec, previous_version, knative, failure, ready_timeout_s, poll_s
+        ) from failure
     return rollout
 
 
@@ -296,12 +301,14 @@ def _undo(
     services: InferenceServices,
     name: str,
     previous_spec: dict[str, Any] | None,
+    previous_version: dict[str, str | None] | None,
     knative: bool,
     failure: Exception,
     timeout_s: float,
     poll_s: float,
 ) -> DeployError:
-    """Delete a failed first deployment, or restore the previous spec; the error to raise, saying which."""
+    """Delete a failed first deployment, or restore the previous spec and model version annotations; the error
+    to raise, saying which."""
     where = f"{services.namespace}/{name}"
     cause = str(failure) if isinstance(failure, DeployError) else repr(failure)
     try:
@@ -312,23 +319,30 @@ def _undo(
         if current is None:
             return DeployError(f"{cause}\nInferenceService {where} is gone, nothing to roll back")
         restore = merge_patch_between(current["spec"], previous_spec)
+        metadata = {"annotations": previous_version}
         if knative:
             # A spec without canaryTrafficPercent routes all traffic to the latest ready revision, which is
             # the failed one until the restored revision is up: keep traffic on the last rolled-out revision
             # (canary at 0%) while the restored revision starts, then hand it over.
             restore.setdefault("predictor", {})["canaryTrafficPercent"] = 0
-            services.patch(name, {"spec": restore})
+            services.patch(name, {"metadata": metadata, "spec": restore})
             wait_until_ready(services, name, timeout_s=timeout_s, poll_s=poll_s)
             previous_canary = previous_spec.get("predictor", {}).get("canaryTrafficPercent")
             services.patch(name, {"spec": {"predictor": {"canaryTrafficPercent": previous_canary}}})
         else:
-            services.patch(name, {"spec": restore})
+            services.patch(name, {"metadata": metadata, "spec": restore})
         restored = wait_until_ready(services, name, timeout_s=timeout_s, poll_s=poll_s)
     except DeployError as undo_failure:
         return DeployError(f"{cause}\nundoing the change of InferenceService {where} failed too: {undo_failure}")
     return DeployError(
         f"{cause}\nrolled InferenceService {where} back to its previous spec (revision {revision(restored)})"
     )
+
+
+def version_annotations(isvc: dict[str, Any]) -> dict[str, str | None]:
+    """The registered model and version an InferenceService is annotated with (None where it is not)."""
+    annotations = isvc.get("metadata", {}).get("annotations") or {}
+    return {name: annotations.get(name) for name in (REGISTERED_MODEL_ANNOTATION, MODEL_VERSION_ANNOTATION)}
 
 
 def _check_mode_unchanged(existing: dict[str, Any], mode: str) -> None:
@@ -382,6 +396,8 @@ def deploy_with_kserve(
     logger_url: str = "",
     service_account_name: str = "",
     ready_timeout_s: float = 600.0,
+    registered_model: str = "",
+    model_version: str = "",
     poll_s: float = POLL_INTERVAL_S,
     api: k8s.CustomObjectsApi | None = None,
 ) -> DeployOutputs:
@@ -401,6 +417,8 @@ def deploy_with_kserve(
         canary_traffic_percent=canary_traffic_percent,
         logger_url=logger_url,
         service_account_name=service_account_name,
+        registered_model=registered_model,
+        model_version=model_version,
     )
     validate(config)  # before any call to the cluster
     instance = smoke_instance(smoke_input)

@@ -116,6 +116,7 @@ def deploy_model(
             return deploy_locally(model_path, report_path, model_name, smoke_input)
         from components.deploy.kserve_client import deploy_with_kserve
 
-        return deploy_with_kserve(report_path, model_uri, model_name, smoke_input, **kserve_settings)
+        version = {"registered_model": registry_model_name, "model_version": model_version}
+        return deploy_with_kserve(report_path, model_uri, model_name, smoke_input, **kserve_settings, **version)
 
     return deploy_and_promote(roll_out, promotion)

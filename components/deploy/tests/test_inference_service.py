@@ -9,6 +9,8 @@ import pytest
 from components.deploy.inference_service import (
     DEPLOYMENT_MODE_ANNOTATION,
     GPU_RESOURCE,
+    MODEL_VERSION_ANNOTATION,
+    REGISTERED_MODEL_ANNOTATION,
     TAG_ROUTING_ANNOTATION,
     InferenceServiceConfig,
     InferenceServiceSpecError,
@@ -41,6 +43,7 @@ CONFIGS = {
         service_account_name="model-reader",
         max_replicas=2,
     ),
+    "registered-version": replace(BASE, registered_model="text-classifier", model_version="7"),
 }
 
 
@@ -155,6 +158,19 @@ def test_an_update_patch_removes_the_optional_fields_the_new_manifest_leaves_out
         **wanted["metadata"]["annotations"],
         "kept.example.com/note": "set by someone else",
     }
+
+
+def test_a_registered_version_is_annotated_and_an_unregistered_update_removes_the_annotations():
+    registered = build_inference_service(CONFIGS["registered-version"])
+    assert registered["metadata"]["annotations"] == {
+        DEPLOYMENT_MODE_ANNOTATION: "Standard",
+        REGISTERED_MODEL_ANNOTATION: "text-classifier",
+        MODEL_VERSION_ANNOTATION: "7",
+    }
+    unregistered = build_inference_service(BASE)
+    assert apply_merge_patch(registered, update_patch(unregistered))["metadata"] == unregistered["metadata"]
+    with pytest.raises(InferenceServiceSpecError, match="registered_model and model_version go together"):
+        build_inference_service(replace(BASE, model_version="7"))
 
 
 @pytest.mark.parametrize(

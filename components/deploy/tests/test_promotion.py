@@ -14,6 +14,8 @@ import psutil
 import pytest
 from kubernetes import client as k8s
 
+from components.deploy.inference_service import MODEL_VERSION_ANNOTATION, REGISTERED_MODEL_ANNOTATION
+from components.deploy.kserve_client import version_annotations
 from components.deploy.local import prediction_summary
 from components.deploy.promotion import deploy_model
 from components.deploy.smoke import DeployError, is_prediction, smoke_instance
@@ -101,12 +103,16 @@ def test_a_rolled_back_kserve_rollout_does_not_move_champion(registry, model_ser
                      registry_model_name=NAME, model_version="1", tracking_uri=registry.tracking_uri,
                      promotion_reason="blessed: no champion yet")  # fmt: skip
         assert registry.get_alias(NAME, "champion").version == "1"
+        assert version_annotations(fake.stored(NAMESPACE, NAME)) == {
+            REGISTERED_MODEL_ANNOTATION: NAME, MODEL_VERSION_ANNOTATION: "1",
+        }  # fmt: skip
 
         rolled_back = r"(?s)BlockedByFailedLoad.*rolled InferenceService ml/text-classifier back"
         with pytest.raises(DeployError, match=rolled_back):
             deploy_model("kserve", "", BROKEN, str(tmp_path / "r2.md"), NAME, SMOKE, kserve_settings=settings,
                          registry_model_name=NAME, model_version="2", tracking_uri=registry.tracking_uri)  # fmt: skip
         assert fake.stored(NAMESPACE, NAME)["spec"]["predictor"]["containers"][0]["env"][0]["value"] == V1
+        assert version_annotations(fake.stored(NAMESPACE, NAME))[MODEL_VERSION_ANNOTATION] == "1"
     assert registry.get_alias(NAME, "champion").version == "1"
     declined = registry.alias_history(NAME, "champion")[-1]
     assert (declined.action, declined.previous_version, declined.version) == ("declined", "1", "2")
