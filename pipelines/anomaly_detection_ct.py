@@ -11,12 +11,10 @@ host's points to one replica: the defaults roll out all at once (no canary), one
 
 from kfp import dsl
 
-from components.drift.component import drift
-from components.drift_report.component import drift_report
 from components.fit_drift_detector.component import fit_drift_detector
-from components.tfdv_drift.component import tfdv_drift
 from components.validate.component import validate
 from pipelines.anomaly_detection import DRIFT_REFERENCE_ROWS, anomaly_train_release, ingest_host_metrics
+from pipelines.text_classification_ct import drift_then_compare
 
 
 @dsl.pipeline(
@@ -85,24 +83,21 @@ def anomaly_detection_ct(
         max_reference_rows=max_reference_rows,
         seed=seed,
     )
-    checked = drift(
-        detector=detector_fit.outputs["detector"],
-        payloads=payloads,
-        payload_format=payload_format,
-        time_column=payload_time_column,
-        window_end=window_end,
-        window_hours=window_hours,
-        inference_service=inference_service,
-        max_samples=max_samples,
-        min_samples=min_samples,
-        seed=seed,
-    )
-    compared = tfdv_drift(reference_data=reference.output, window_data=checked.outputs["window_data"], columns=metric_columns)
-    drift_report(
-        detector_report=checked.outputs["report"],
-        detector_summary=checked.outputs["summary"],
-        detector_drift=checked.outputs["Output"],
-        tfdv_result=compared.outputs["result"],
+    checked = drift_then_compare(
+        reference,
+        detector_fit,
+        window=dict(
+            payloads=payloads,
+            payload_format=payload_format,
+            time_column=payload_time_column,
+            window_end=window_end,
+            window_hours=window_hours,
+            inference_service=inference_service,
+            max_samples=max_samples,
+            min_samples=min_samples,
+            seed=seed,
+        ),
+        comparison=dict(columns=metric_columns),
     )
 
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)

@@ -8,16 +8,10 @@ tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/tex
 
 from kfp import dsl
 
-from components.drift.component import drift
-from components.drift_report.component import drift_report
 from components.fit_drift_detector.component import fit_drift_detector
-from components.tfdv_drift.component import tfdv_drift
 from components.validate.component import validate
 from pipelines.tabular_classification import ingest_task_records, tabular_train_release, task_feature_sets
-
-PREDICTION_COLUMN = "prediction"
-"""Where the drift component puts the predicted labels it reads from the logged responses."""
-
+from pipelines.text_classification_ct import PREDICTION_COLUMN, drift_then_compare
 
 def drift_check(
     reference_data: str,
@@ -36,8 +30,7 @@ def drift_check(
     label_column: str,
     seed: int,
 ) -> dsl.PipelineTask:
-    """Fit a detector on the reference, test the window, compare with TFDV, merge both into one report.
-    Returns the drift task: its single return value is the verdict."""
+    """Fit a detector on the reference, then drift_then_compare. Returns the drift task (the verdict)."""
     reference = dsl.importer(artifact_uri=reference_data, artifact_class=dsl.Dataset).set_display_name("reference-data")
     detector = fit_drift_detector(
         reference=reference.output,
@@ -49,31 +42,22 @@ def drift_check(
         max_reference_rows=max_reference_rows,
         seed=seed,
     )
-    checked = drift(
-        detector=detector.outputs["detector"],
-        payloads=payloads,
-        payload_format=payload_format,
-        time_column=payload_time_column,
-        window_end=window_end,
-        window_hours=window_hours,
-        inference_service=inference_service,
-        max_samples=max_samples,
-        min_samples=min_samples,
-        seed=seed,
+    return drift_then_compare(
+        reference,
+        detector,
+        window=dict(
+            payloads=payloads,
+            payload_format=payload_format,
+            time_column=payload_time_column,
+            window_end=window_end,
+            window_hours=window_hours,
+            inference_service=inference_service,
+            max_samples=max_samples,
+            min_samples=min_samples,
+            seed=seed,
+        ),
+        comparison=dict(label_column=label_column, prediction_column=PREDICTION_COLUMN),
     )
-    compared = tfdv_drift(
-        reference_data=reference.output,
-        window_data=checked.outputs["window_data"],
-        label_column=label_column,
-        prediction_column=PREDICTION_COLUMN,
-    )
-    drift_report(
-        detector_report=checked.outputs["report"],
-        detector_summary=checked.outputs["summary"],
-        detector_drift=checked.outputs["Output"],
-        tfdv_result=compared.outputs["result"],
-    )
-    return checked
 
 
 @dsl.pipeline(

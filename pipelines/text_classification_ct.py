@@ -23,6 +23,23 @@ PREDICTION_COLUMN = "prediction"
 MALLOC_MMAP_THRESHOLD = "1048576"
 
 
+def drift_then_compare(
+    reference: dsl.PipelineTask, detector: dsl.PipelineTask, window: dict, comparison: dict
+) -> dsl.PipelineTask:
+    """Test the window with the fitted detector (drift's ``window`` arguments), compare it with the reference in
+    TFDV (tfdv_drift's ``comparison`` arguments) and merge both verdicts into one report. Every CT pipeline's
+    drift check; returns the drift task, whose single return value is the verdict the pipeline branches on."""
+    checked = drift(detector=detector.outputs["detector"], **window)
+    compared = tfdv_drift(reference_data=reference.output, window_data=checked.outputs["window_data"], **comparison)
+    drift_report(
+        detector_report=checked.outputs["report"],
+        detector_summary=checked.outputs["summary"],
+        detector_drift=checked.outputs["Output"],
+        tfdv_result=compared.outputs["result"],
+    )
+    return checked
+
+
 @dsl.pipeline(
     name="text-classification-ct",
     description="Tests the latest window of logged traffic for drift against the training data (alibi-detect MMD "
@@ -99,32 +116,27 @@ def text_classification_ct(
         seed=seed,
         num_threads=num_threads,
     )
-    checked = drift(
-        detector=detector.outputs["detector"],
-        payloads=payloads,
-        window_end=window_end,
-        window_hours=window_hours,
-        inference_service=inference_service,
-        max_samples=max_samples,
-        min_samples=min_samples,
-        seed=seed,
-        num_threads=num_threads,
+    checked = drift_then_compare(
+        reference,
+        detector,
+        window=dict(
+            payloads=payloads,
+            window_end=window_end,
+            window_hours=window_hours,
+            inference_service=inference_service,
+            max_samples=max_samples,
+            min_samples=min_samples,
+            seed=seed,
+            num_threads=num_threads,
+        ),
+        comparison=dict(
+            columns=[text_column],
+            label_column=label_column,
+            prediction_column=PREDICTION_COLUMN,
+            categorical_threshold=tfdv_categorical_threshold,
+            numeric_threshold=tfdv_numeric_threshold,
+        ),
     ).set_env_variable("MALLOC_MMAP_THRESHOLD_", MALLOC_MMAP_THRESHOLD)
-    compared = tfdv_drift(
-        reference_data=reference.output,
-        window_data=checked.outputs["window_data"],
-        columns=[text_column],
-        label_column=label_column,
-        prediction_column=PREDICTION_COLUMN,
-        categorical_threshold=tfdv_categorical_threshold,
-        numeric_threshold=tfdv_numeric_threshold,
-    )
-    drift_report(
-        detector_report=checked.outputs["report"],
-        detector_summary=checked.outputs["summary"],
-        detector_drift=checked.outputs["Output"],
-        tfdv_result=compared.outputs["result"],
-    )
 
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)
         data = ingest(
