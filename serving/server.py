@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import sys
 
 import kserve
 from kserve import model_server
 
+from serving.cpus import available_cpus
 from serving.model_kind import ModelLoadError, model_kind
 
 # Request limits for every kind of model: the text classifier's defaults (serving.text_classifier, which this
@@ -35,7 +35,7 @@ DEFAULT_GIL_SWITCH_INTERVAL_MS = 0.5
 
 def default_torch_threads() -> int:
     """Every CPU available: the traced forward pass does not hold the GIL the event loop needs (measured)."""
-    return len(os.sched_getaffinity(0))
+    return available_cpus()
 
 
 class DefaultJsonContentType:
@@ -81,7 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--torch_threads", type=int, default=None,
-        help="torch intra-op CPU threads; default: the CPUs available to this process",
+        help="torch intra-op CPU threads; default: the CPUs this process may use (affinity, capped by a CPU quota)",
     )  # fmt: skip
     parser.add_argument("--torch_interop_threads", type=int, default=1, help="torch inter-op CPU threads")
     parser.add_argument(

@@ -24,7 +24,6 @@ instance and the field, or the tensor.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +31,7 @@ import pandas as pd
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferRequest
 
+from serving.cpus import available_cpus
 from serving.model_kind import ModelLoadError, local_model_path
 from serving.predictor_base import (
     CLASSIFICATION_OUTPUTS, NUMERIC_V2_TYPES, BatchedPredictor, ClassPrediction, type_name, v2_string,
@@ -152,7 +152,7 @@ class TabularPredictor(BatchedPredictor):
 
 def default_model_threads() -> int:
     """One CPU is left to the event loop (HTTP, JSON): the model's threads get the others."""
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    return max(1, available_cpus() - 1)
 
 
 def _limit_threads(model: Any, threads: int) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from kserve.protocol.infer_type import InferInput, InferRequest
 from prometheus_client import REGISTRY
 
 from serving.batching import AdaptiveBatcher
+from serving.cpus import available_cpus
 from serving.server import default_torch_threads, parse_args
 from serving.text_classifier import DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, TextClassifier
 
@@ -200,4 +200,4 @@ def test_server_flag_defaults() -> None:
         DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, None, 1,
     )  # fmt: skip
     assert args.torchscript and not parse_args(["--model_dir", "model", "--no-torchscript"]).torchscript
-    assert default_torch_threads() == len(os.sched_getaffinity(0))
+    assert default_torch_threads() == available_cpus()
