@@ -1,6 +1,6 @@
 """Continuous training for host-metric anomaly detection: drift check of the latest window of metrics against the
-served model's training split → if drift: retrain on fresh metrics (ingest → validate → anomaly_train_release:
-train_anomaly → register → gate against the champion → deploy).
+served model's training split (by default the registry champion's) → if drift: retrain on fresh metrics (ingest →
+validate → anomaly_train_release: train_anomaly → register → gate against the champion → deploy).
 
 Meant for a recurring run (``kfp-mlops schedule anomaly_detection_ct --cron ...``); ``kfp-mlops run
 anomaly_detection_ct --local`` runs one cycle. The pattern is pipelines/text_classification_ct.py's.
@@ -14,7 +14,7 @@ from kfp import dsl
 from components.fit_drift_detector.component import fit_drift_detector
 from components.validate.component import validate
 from pipelines.anomaly_detection import DRIFT_REFERENCE_ROWS, anomaly_train_release, ingest_host_metrics
-from pipelines.text_classification_ct import drift_then_compare
+from pipelines.text_classification_ct import drift_then_compare, served_training_data
 
 
 @dsl.pipeline(
@@ -27,7 +27,7 @@ from pipelines.text_classification_ct import drift_then_compare
 )
 def anomaly_detection_ct(
     payloads: str,
-    reference_data: str,
+    reference_data: str = "",
     source: str = "demo:metrics",
     payload_format: str = "kserve",
     payload_time_column: str = "",
@@ -68,12 +68,14 @@ def anomaly_detection_ct(
     median and spread of its residuals from each host's median per hour of day, against training windows of the
     window's length; Bonferroni over the metrics and both statistics); the instances or rows need the
     timestamp_column and host_column, and the reference must span at least 3 days and 3 windows.
-    reference_data: the served detector's training split (Parquet; ingest's train_data of the run that trained it).
+    reference_data: the served detector's training split (Parquet, a local path or gs:// URI; ingest's train_data
+    of the run that trained it); empty (the default): the training split the registry recorded for model_name's
+    champion (tracking_uri), so a schedule follows each promotion.
     source: the fresh host metrics to retrain on; the parameters after it are anomaly_detection's. Retraining
     follows the alibi-detect verdict; TFDV's comparison of the metric columns is reported beside it.
     deployment_mode, canary_traffic_percent, logger_url: as in text_classification_ct; a canary splits each
     host's points between two servers, each with its own stream state, so it is off by default."""
-    reference = dsl.importer(artifact_uri=reference_data, artifact_class=dsl.Dataset).set_display_name("reference-data")
+    reference = served_training_data(reference_data, model_name, tracking_uri)
     detector_fit = fit_drift_detector(
         reference=reference.output,
         numeric_columns=metric_columns,

@@ -1,6 +1,6 @@
-"""Continuous training for tabular classification (task priority): drift check of the latest window of traffic
-against the served model's training set → if drift: retrain on fresh records (ingest → validate → features →
-tabular_train_release: train → register → evaluate → gate against the champion → deploy).
+"""Continuous training for tabular classification (task priority): drift check of the latest window of traffic against
+the served model's training data (by default the registry champion's) → if drift: retrain on fresh records (ingest
+→ validate → features → tabular_train_release: train → register → evaluate → gate against the champion → deploy).
 
 Meant for a recurring run (``kfp-mlops schedule tabular_classification_ct --cron ...``); ``kfp-mlops run
 tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/text_classification_ct.py's.
@@ -11,10 +11,12 @@ from kfp import dsl
 from components.fit_drift_detector.component import fit_drift_detector
 from components.validate.component import validate
 from pipelines.tabular_classification import ingest_task_records, tabular_train_release, task_feature_sets
-from pipelines.text_classification_ct import PREDICTION_COLUMN, drift_then_compare
+from pipelines.text_classification_ct import PREDICTION_COLUMN, drift_then_compare, served_training_data
 
 def drift_check(
     reference_data: str,
+    model_name: str,
+    tracking_uri: str,
     payloads: str,
     payload_format: str,
     payload_time_column: str,
@@ -30,8 +32,9 @@ def drift_check(
     label_column: str,
     seed: int,
 ) -> dsl.PipelineTask:
-    """Fit a detector on the reference, then drift_then_compare. Returns the drift task (the verdict)."""
-    reference = dsl.importer(artifact_uri=reference_data, artifact_class=dsl.Dataset).set_display_name("reference-data")
+    """Fit a detector on the reference (reference_data, else model_name's champion's training data), then
+    drift_then_compare. Returns the drift task (the verdict)."""
+    reference = served_training_data(reference_data, model_name, tracking_uri)
     detector = fit_drift_detector(
         reference=reference.output,
         numeric_columns=drift_numeric_columns,
@@ -69,7 +72,7 @@ def drift_check(
 )
 def tabular_classification_ct(
     payloads: str,
-    reference_data: str,
+    reference_data: str = "",
     source: str = "demo:tasks",
     payload_format: str = "kserve",
     payload_time_column: str = "",
@@ -108,14 +111,16 @@ def tabular_classification_ct(
     """payloads: the serving payload log (payload_format "kserve": serving/payload_logger.py's Parquet root, local
     or gs://) or a Parquet table of records (payload_format "table", timed by payload_time_column). The window is
     the window_hours before window_end (ISO 8601 with a zone; empty: now), optionally of one inference_service.
-    reference_data: the served model's training set (Parquet; e.g. the training-set task's output of the run
-    that trained it). The drift_* columns are watched; labels are compared with the logged predictions.
+    reference_data: the served model's training data (Parquet, a local path or gs:// URI; e.g. the training-set
+    task's output of the run that trained it); empty (the default): the task records the registry recorded as
+    model_name's champion's training data (tracking_uri; they hold every watched column and the target), so a
+    schedule follows each promotion. The drift_* columns are watched; labels are compared with the logged predictions.
     source: the fresh records to retrain on; the parameters after target_column are tabular_classification's.
     Retraining follows the alibi-detect verdict; TFDV's is reported beside it."""
     checked = drift_check(
-        reference_data, payloads, payload_format, payload_time_column, window_end, window_hours, inference_service,
-        max_samples, min_samples, max_reference_rows, p_val, drift_numeric_columns, drift_categorical_columns,
-        target_column, seed,
+        reference_data, model_name, tracking_uri, payloads, payload_format, payload_time_column, window_end,
+        window_hours, inference_service, max_samples, min_samples, max_reference_rows, p_val, drift_numeric_columns,
+        drift_categorical_columns, target_column, seed,
     )  # fmt: skip
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)
         data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)

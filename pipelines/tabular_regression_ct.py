@@ -1,7 +1,7 @@
-"""Continuous training for tabular regression (task duration): drift check of the latest window of traffic
-against the served model's training set → if drift: retrain on fresh records (ingest → validate → features →
-tabular_train_release). The steps are those of pipelines/tabular_classification_ct.py; the predictions are
-numbers, so only the features are tested for drift."""
+"""Continuous training for tabular regression (task duration): drift check of the latest window of traffic against the
+served model's training data (by default the registry champion's) → if drift: retrain on fresh records (ingest →
+validate → features → tabular_train_release). The steps are those of pipelines/tabular_classification_ct.py; the
+predictions are numbers, so only the features are tested for drift."""
 
 from kfp import dsl
 
@@ -19,7 +19,7 @@ from pipelines.tabular_classification_ct import drift_check
 )
 def tabular_regression_ct(
     payloads: str,
-    reference_data: str,
+    reference_data: str = "",
     source: str = "demo:tasks",
     payload_format: str = "kserve",
     payload_time_column: str = "",
@@ -52,11 +52,12 @@ def tabular_regression_ct(
     smoke_input: str = '{"task_type": "etl", "requested_cpu": 2, "requested_memory_gb": 4, "queue": "batch", "user_id": "u01", "n_dependencies": 2, "queue_task_count": 60, "queue_avg_duration_s": 1500.0, "queue_failure_rate": 0.05, "user_task_count": 12, "user_avg_duration_s": 900.0, "user_failure_rate": 0.08}',
     tracking_uri: str = "",
 ):
-    """Parameters as in tabular_classification_ct (monitoring) and tabular_regression (retraining)."""
+    """Parameters as in tabular_classification_ct (monitoring) and tabular_regression (retraining); reference_data
+    empty (the default): the training data the registry recorded for model_name's champion (tracking_uri)."""
     checked = drift_check(
-        reference_data, payloads, payload_format, payload_time_column, window_end, window_hours, inference_service,
-        max_samples, min_samples, max_reference_rows, p_val, drift_numeric_columns, drift_categorical_columns,
-        "", seed,
+        reference_data, model_name, tracking_uri, payloads, payload_format, payload_time_column, window_end,
+        window_hours, inference_service, max_samples, min_samples, max_reference_rows, p_val, drift_numeric_columns,
+        drift_categorical_columns, "", seed,
     )  # fmt: skip
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)
         data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)

@@ -1,6 +1,6 @@
-"""Continuous training for text classification: drift check on the latest window of logged traffic →
-if drift: retrain on fresh data (ingest → validate → train_and_release: train → register → evaluate → gate
-against the champion → deploy, with a canary on KServe).
+"""Continuous training for text classification: drift check on the latest window of logged traffic against the served
+model's training split (by default the registry champion's) → if drift: retrain on fresh data (ingest → validate →
+train_and_release: train → register → evaluate → gate against the champion → deploy, with a canary on KServe).
 
 Meant for a recurring run (``kfp-mlops schedule text_classification_ct --cron ...``); ``kfp-mlops run
 text_classification_ct --local`` runs one cycle.
@@ -12,15 +12,26 @@ from components.drift.component import drift
 from components.drift_report.component import drift_report
 from components.fit_drift_detector.component import fit_drift_detector
 from components.ingest.component import ingest
+from components.reference_data.component import resolve_reference_data
 from components.tfdv_drift.component import tfdv_drift
 from components.validate.component import validate
-from pipelines.text_classification import train_and_release
+from pipelines.text_classification import talks_to_registry, train_and_release
 
 PREDICTION_COLUMN = "prediction"
 """Where the drift component puts the predicted labels it reads from the logged responses."""
 # The MMD test copies its kernel matrix once per permutation; with glibc's default thresholds the heap keeps
 # growing with the permutations (2.4 GB peak for one 500-permutation test, 1.0 GB with this: see the drift README).
 MALLOC_MMAP_THRESHOLD = "1048576"
+
+
+def served_training_data(reference_data: str, model_name: str, tracking_uri: str) -> dsl.PipelineTask:
+    """The reference the drift check compares with: reference_data when given, else the training split the registry
+    recorded for model_name's champion (the served version), so a recurring run follows each promotion. The
+    task reads the registry; it is never cached, since the champion moves between runs."""
+    reference = resolve_reference_data(
+        reference_data=reference_data, registry_model_name=model_name, tracking_uri=tracking_uri
+    ).set_display_name("reference-data")
+    return talks_to_registry(reference)
 
 
 def drift_then_compare(
@@ -48,9 +59,9 @@ def drift_then_compare(
 )
 def text_classification_ct(
     payloads: str,
-    reference_data: str,
     encoder_model: str,
     source: str,
+    reference_data: str = "",
     window_end: str = "",
     window_hours: float = 24.0,
     inference_service: str = "",
@@ -91,8 +102,10 @@ def text_classification_ct(
     """payloads: the serving payload log (serving/payload_logger.py's Parquet root, a local path or gs:// prefix).
     The window is the window_hours before window_end (ISO 8601 with a zone; empty: the run's start), optionally
     of one inference_service.
-    reference_data: the Parquet training split of the model being served (its ingest train_data); the detector
-    is fitted on at most max_reference_rows of it in this run, and TFDV compares the window with it.
+    reference_data: the Parquet training split of the model being served (its ingest train_data; a local path
+    or gs:// URI); empty (the default): the training split the registry recorded for model_name's champion
+    (tracking_uri), so a schedule follows each promotion. The detector is fitted on at most max_reference_rows
+    of it in this run, and TFDV compares the window with it.
     encoder_model: a Hugging Face model directory that embeds the texts for the MMD test (the served model's
     directory, or MiniLM's). num_threads: torch CPU threads of the detector tasks (0: one per core of the node;
     set the pod's CPU limit).
@@ -102,7 +115,7 @@ def text_classification_ct(
     (Knative deployment_mode; 0 sends all of it at once), smoke-tested, then promoted, or rolled back.
     logger_url: the payload logger the InferenceService posts to; set it, or the update removes the logger and
     the next cycles have no traffic to test."""
-    reference = dsl.importer(artifact_uri=reference_data, artifact_class=dsl.Dataset).set_display_name("reference-data")
+    reference = served_training_data(reference_data, model_name, tracking_uri)
     encoder = dsl.importer(artifact_uri=encoder_model, artifact_class=dsl.Model).set_display_name("encoder-model")
     detector = fit_drift_detector(
         reference=reference.output,

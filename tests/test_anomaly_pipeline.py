@@ -81,19 +81,24 @@ def test_a_drift_detector_watches_the_metrics_as_time_series(finished_run):
     assert detector["reference_rows"] == 3 * 2100  # every training row: like windows as dense as the tested one
 
 
-def test_continuous_training_on_an_undrifted_day_does_not_retrain(finished_run, tmp_path):
-    """One CT cycle: the last day of the demo's test split (a table of metric rows, later than the training split)."""
+def test_continuous_training_on_an_undrifted_day_does_not_retrain(finished_run, tracking_uri, tmp_path):
+    """One CT cycle: the last day of the demo's test split (a table of metric rows, later than the training split),
+    against the training split the registry recorded for the champion (no reference_data given)."""
     _, tasks = finished_run
     split = {name: tasks["ingest"].artifacts[f"{name}_data"]["path"] for name in ("train", "test")}
     result = run_cli(
         "run", "anomaly_detection_ct", "--local", "--pipeline-root", str(tmp_path),
         "--param", f"payloads={split['test']}", "--param", "payload_format=table", "--param", "payload_time_column=timestamp",
         "--param", "window_end=2024-01-11T10:00:00+00:00",  # after the last of the 3000 five-minute steps
-        "--param", f"reference_data={split['train']}",
+        "--param", f"tracking_uri={tracking_uri}",
     )  # fmt: skip
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     run_dir = local_runner.latest_run_dir(tmp_path, "anomaly-detection-ct")
     ct = {task.task: task for task in local_runner.run_outputs(run_dir)}
+    reference = ct["resolve-reference-data"].artifacts["reference"]["metadata"]
+    assert (reference["resolved_by"], reference["model_name"], reference["model_version"]) == ("registry", MODEL_NAME, "1")
+    assert reference["source_uri"].removeprefix("file://") == split["train"] and reference["rows"] == 3 * 2100
+    assert reference["data_sha256"] == tasks["ingest"].artifacts["train_data"]["metadata"]["sha256"]
     assert ct["drift"].parameters["Output"] is False
     metrics = ct["drift"].artifacts["metrics"]["metadata"]
     assert metrics["window_rows"] == 3 * 288 and metrics["series_drift"] == 0.0
@@ -115,7 +120,7 @@ def ct_spec(tmp_path_factory):
 
 def test_continuous_training_retrains_only_on_drift_of_the_metric_columns(ct_spec):
     root = ct_spec["root"]["dag"]["tasks"]
-    assert set(root) == {"importer", "fit-drift-detector", "drift", "tfdv-drift", "drift-report", "condition-1"}
+    assert set(root) == {"resolve-reference-data", "fit-drift-detector", "drift", "tfdv-drift", "drift-report", "condition-1"}
     condition = root["condition-1"]
     assert condition["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--drift-Output'] == true"
     retrain = ct_spec["components"][condition["componentRef"]["name"]]["dag"]["tasks"]

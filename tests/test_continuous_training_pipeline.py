@@ -7,7 +7,7 @@ from kfp import compiler
 
 from kfp_mlops import catalog
 
-MONITOR_TASKS = {"importer", "importer-2", "fit-drift-detector", "drift", "tfdv-drift", "drift-report"}
+MONITOR_TASKS = {"resolve-reference-data", "importer", "fit-drift-detector", "drift", "tfdv-drift", "drift-report"}
 
 
 @pytest.fixture(scope="module")
@@ -52,3 +52,23 @@ def test_a_blessed_model_goes_out_as_a_knative_canary_that_keeps_the_payload_log
     for name in ("canary_traffic_percent", "deployment_mode", "logger_url"):
         assert retrain[name] == {"componentInputParameter": f"pipelinechannel--{name}"}
         assert blessed["inputs"]["parameters"][name] == {"componentInputParameter": f"pipelinechannel--{name}"}
+
+
+def test_the_reference_is_the_registry_champions_training_split_unless_given_and_never_cached(spec, tmp_path):
+    root = spec["root"]["dag"]["tasks"]
+    reference = root["resolve-reference-data"]
+    assert reference["inputs"]["parameters"] == {
+        "reference_data": {"componentInputParameter": "reference_data"},
+        "registry_model_name": {"componentInputParameter": "model_name"},
+        "tracking_uri": {"componentInputParameter": "tracking_uri"},
+    }
+    assert reference["cachingOptions"] == {}, "the champion moves between runs: a cached copy would be stale"
+    assert spec["root"]["inputDefinitions"]["parameters"]["reference_data"]["defaultValue"] == ""
+    for consumer, name in (("fit-drift-detector", "reference"), ("tfdv-drift", "reference_data")):
+        produced = root[consumer]["inputs"]["artifacts"][name]["taskOutputArtifact"]
+        assert produced == {"outputArtifactKey": "reference", "producerTask": "resolve-reference-data"}
+    path = tmp_path / "ct.yaml"
+    compiler.Compiler().compile(catalog.pipeline("text_classification_ct"), package_path=str(path))
+    _, platform = yaml.safe_load_all(path.read_text())
+    secret = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-resolve-reference-data"]
+    assert secret["secretAsEnv"][0]["secretName"] == "mlflow-client-credentials" and secret["secretAsEnv"][0]["optional"]
