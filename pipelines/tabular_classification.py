@@ -161,14 +161,15 @@ def tuned_train_release(
     tune_backend: str, search_space: str, hyperparameters: str, **train_release: Any
 ) -> None:
     """tabular_train_release with hyperparameters as given (tune_backend "none"), or as the best trial of a search
-    over search_space: "optuna" runs the trials inside a task, "katib" as a Katib Experiment in the cluster.
+    over search_space, with the given hyperparameters fixed for every trial (a searched one takes the trial's
+    value): "optuna" runs the trials inside a task, "katib" as a Katib Experiment in the cluster.
 
     train_release holds tabular_train_release's other arguments; trials train on its train/eval training sets
     with its task, target, features, algorithm and seed."""
     trial_inputs = {name: train_release[name] for name in ("train_data", "eval_data")}
     trial_settings = {
         name: train_release[name] for name in ("task", "target_column", "feature_columns", "algorithm", "seed")
-    }
+    } | {"hyperparameters": hyperparameters}
     with dsl.If(tune_backend == "katib", name="tune-with-katib"):
         tuned = tune(search_space=search_space, trainer="tabular", **trial_inputs, **trial_settings)
         tabular_train_release(hyperparameters=tuned.outputs["best_parameters"], **train_release)
@@ -225,7 +226,7 @@ def tabular_classification(
     {"class_weight": "none"} (classes are weighted by inverse frequency by default).
     tune_backend: "none", "optuna" (trials inside a task) or "katib" (an Experiment in the cluster); when tuning,
     train uses the best trial's values of search_space (a Katib search space over the algorithm's hyperparameters,
-    see components/tune) instead of hyperparameters.
+    see components/tune) on top of hyperparameters, which every trial uses too.
     drift_*_columns: the columns the drift detector watches (numeric ones must have no nulls).
     model_name, tracking_uri, champion_model, thresholds, deploy_target: as in text_classification; smoke_input is
     one V1 instance: a JSON object with every feature."""

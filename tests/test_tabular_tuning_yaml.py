@@ -1,6 +1,8 @@
 """The compiled tabular pipelines tune through the shared branches: Katib, Optuna or none, each training with
 the right hyperparameters, and their default search spaces fit their task and default algorithm."""
 
+import json
+
 import pytest
 import yaml
 
@@ -37,6 +39,9 @@ def test_each_tune_backend_trains_with_its_hyperparameters(name):
         best_parameters = {"outputParameterKey": "best_parameters", "producerTask": tuner}
         assert hyperparameters["taskOutputParameter"] == best_parameters
         assert tasks[tuner]["inputs"]["parameters"]["trainer"] == {"runtimeValue": {"constant": "tabular"}}
+        # the pipeline's hyperparameters are fixed in every trial and come back inside best_parameters
+        fixed = tasks[tuner]["inputs"]["parameters"]["hyperparameters"]
+        assert fixed == {"componentInputParameter": "pipelinechannel--hyperparameters"}
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     assert defaults["tune_backend"]["defaultValue"] == "none"
 
@@ -47,4 +52,5 @@ def test_the_default_search_space_fits_the_task_and_default_algorithm(name, task
     defaults = spec["root"]["inputDefinitions"]["parameters"]
     space = parse_search_space(defaults["search_space"]["defaultValue"], "tabular")
     settings = {"task": task, "algorithm": defaults["algorithm"]["defaultValue"]}
-    check_trainer_fit(space, settings)
+    fixed = defaults.get("hyperparameters", {}).get("defaultValue") or "{}"
+    check_trainer_fit(space, {**settings, **json.loads(fixed)})

@@ -28,6 +28,7 @@ def tune(
     target_column: str = "priority",
     feature_columns: list = [],
     algorithm: str = "xgboost",
+    hyperparameters: str = "",
     seed: int = 42,
     timeout_seconds: int = 7200,
     namespace: str = "",
@@ -42,37 +43,21 @@ def tune(
     """Tune a trainer's hyperparameters with a Katib Experiment; each trial is a Job of the train image.
 
     trainer "text" tunes train's text trainer (fixed: text_column ... warmup_ratio, seed); "tabular" tunes
-    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed).
+    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed, and
+    hyperparameters: a JSON object of train_tabular hyperparameters every trial uses unless it searches them).
 
     search_space is a JSON object in Katib's vocabulary (parameters, objective, algorithm, maxTrialCount,
     parallelTrialCount, maxFailedTrialCount, earlyStopping); parameter names are the trainer's. The
     other training parameters are fixed for every trial. Trials read train_data and eval_data at their URIs
-    (gs:// or s3://). best_parameters is a JSON object of the best trial's values, keyed by parameter name;
-    metrics holds its metrics and the trial counts; trials is an HTML table of every trial.
+    (gs:// or s3://). best_parameters is a JSON object of the best trial's values, keyed by parameter name
+    (tabular: with the fixed hyperparameters); metrics holds its metrics and the trial counts; trials is an
+    HTML table of every trial.
     """
+    arguments = dict(locals())  # the fixed trial settings are picked from these by name
     from components.tune.katib_tune import run_tune
+    from components.tune.search_space import trial_settings
 
-    if trainer == "tabular":
-        settings = {
-            "task": task,
-            "target_column": target_column,
-            "feature_columns": list(feature_columns),
-            "algorithm": algorithm,
-            "seed": seed,
-        }
-    else:
-        settings = {
-            "text_column": text_column,
-            "label_column": label_column,
-            "base_model": base_model,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "max_length": max_length,
-            "max_steps": max_steps,
-            "warmup_ratio": warmup_ratio,
-            "seed": seed,
-        }
+    settings = trial_settings(trainer, arguments, hyperparameters)
     logged = run_tune(
         search_space=search_space,
         train_uri=train_data.uri,

@@ -33,7 +33,7 @@ from components.tune.results import (
     TuneResult,
     write_outputs,
 )
-from components.tune.search_space import SearchSpace, check_trainer_fit, parse_search_space
+from components.tune.search_space import SearchSpace, check_trainer_fit, fixed_hyperparameters, parse_search_space
 from components.tune.webhook import MAX_NAME_LENGTH, webhook_violations
 
 GROUP, VERSION = "kubeflow.org", "v1beta1"
@@ -235,4 +235,4 @@ def run_tune(
         timeout_seconds=timeout_seconds,
         poll_seconds=poll_seconds,
     )
-    return write_outputs(result, trials_html_path, best_parameters_path)
+    return write_outputs(result, trials_html_path, best_parameters_path, fixed_hyperparameters(space, settings))

@@ -124,13 +124,16 @@ def trials_page(result: TuneResult) -> str:
     )
 
 
-def write_outputs(result: TuneResult, trials_html_path: str, best_parameters_path: str) -> dict[str, float]:
-    """Write the trials page, then the best parameters (last: a best-parameters file means a finished run).
+def write_outputs(
+    result: TuneResult, trials_html_path: str, best_parameters_path: str, fixed: Mapping[str, Value] | None = None
+) -> dict[str, float]:
+    """Write the trials page, then the best parameters (last: a best-parameters file means a finished run),
+    preceded by the ``fixed`` hyperparameters every trial had (see search_space.fixed_hyperparameters).
 
     Returns the summary metrics for the caller to log on its ``Metrics`` artifact.
     """
     _write_text(Path(trials_html_path), trials_page(result))
-    _write_text(Path(best_parameters_path), json.dumps(result.best_parameters))
+    _write_text(Path(best_parameters_path), json.dumps({**(fixed or {}), **result.best_parameters}))
     return result.summary_metrics()
 
 

@@ -636,10 +636,57 @@ def check_trainer_settings(settings: Mapping[str, Any], trainer: str = "text") -
         kind = known.get(name)
         if kind is None:
             problems.append(f"{name}: not a {trainer} trainer setting; known settings: {', '.join(known)}")
+        elif trainer == "tabular" and name in TRAINERS[trainer].parameters:
+            continue  # a fixed tabular hyperparameter may be a word ("sqrt"): check_trainer_fit resolves it
         elif not _has_type(value, kind):
             problems.append(f"{name}: must be {kind}, got {value!r}")
     if problems:
         raise SearchSpaceError(f"invalid {trainer} trainer settings:\n" + "\n".join(f"- {p}" for p in problems))
+
+
+TEXT_TRIAL_SETTINGS = (
+    "text_column", "label_column", "base_model", "epochs", "batch_size", "learning_rate", "max_length",
+    "max_steps", "warmup_ratio", "seed",
+)  # fmt: skip
+TABULAR_TRIAL_SETTINGS = ("task", "target_column", "feature_columns", "algorithm", "seed")
+
+
+def trial_settings(trainer: str, arguments: Mapping[str, Any], hyperparameters: str = "") -> dict[str, Any]:
+    """What every trial of ``trainer`` is given: its fixed ``--config`` fields, taken from a tune component's
+    ``arguments``, and for the tabular trainer the fixed ``hyperparameters`` (a JSON object; a searched
+    parameter's trial value replaces a fixed one)."""
+    if trainer not in TRAINERS:
+        raise SearchSpaceError(f"trainer {trainer!r} is not one of {', '.join(TRAINERS)}")
+    names = TABULAR_TRIAL_SETTINGS if trainer == "tabular" else TEXT_TRIAL_SETTINGS
+    settings = {name: list(arguments[name]) if name == "feature_columns" else arguments[name] for name in names}
+    if not hyperparameters.strip():
+        return settings
+    if trainer != "tabular":
+        raise SearchSpaceError("hyperparameters: fixed hyperparameters are for the tabular trainer; the text "
+                               "trainer's are the tune component's own parameters")  # fmt: skip
+    try:
+        fixed = json.loads(hyperparameters)
+    except ValueError as error:
+        raise SearchSpaceError(f"hyperparameters: not valid JSON: {error}") from None
+    if not isinstance(fixed, dict):
+        raise SearchSpaceError(f"hyperparameters: must be a JSON object, got {hyperparameters!r}")
+    unknown = sorted(set(fixed) - set(TRAINERS[trainer].parameters))
+    if unknown:
+        raise SearchSpaceError(
+            f"hyperparameters: {', '.join(unknown)} not tabular hyperparameters; known: "
+            f"{', '.join(TRAINERS[trainer].parameters)}"
+        )
+    return {**settings, **fixed}
+
+
+def fixed_hyperparameters(space: SearchSpace, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The tabular trainer's hyperparameters fixed in ``settings`` and not searched: they belong in the best
+    parameters beside the searched ones, because train_tabular trains with best_parameters alone."""
+    if space.trainer != "tabular":
+        return {}
+    searched = {parameter.name for parameter in space.parameters}
+    tunable = TRAINERS["tabular"].parameters
+    return {name: value for name, value in settings.items() if name in tunable and name not in searched}
 
 
 def check_trainer_fit(space: SearchSpace, settings: Mapping[str, Any]) -> None:
@@ -661,6 +708,11 @@ def check_trainer_fit(space: SearchSpace, settings: Mapping[str, Any]) -> None:
             f"objective.objectiveMetricName: {space.objective.objective_metric_name!r} is not printed for task "
             f"{task!r}; use one of {', '.join(metrics)}"
         )
+    fixed = fixed_hyperparameters(space, settings)
+    try:
+        tabular_hyperparameters.resolve(algorithm, task, fixed)
+    except tabular_hyperparameters.TabularError as error:
+        problems.append(f"fixed hyperparameters {fixed}: {error}")
     for index, p in enumerate(space.parameters):
         values = [p.typed(text) for text in (p.values or [p.min, p.max])]  # type: ignore[list-item]
         for value in values:

@@ -28,6 +28,7 @@ def tune_local(
     target_column: str = "priority",
     feature_columns: list = [],
     algorithm: str = "xgboost",
+    hyperparameters: str = "",
     seed: int = 42,
     timeout_seconds: int = 7200,
     threads_per_trial: int = 0,
@@ -35,38 +36,21 @@ def tune_local(
     """Tune a trainer's hyperparameters with Optuna inside this task: each trial is a real training run.
 
     trainer "text" tunes train's text trainer (fixed: text_column ... warmup_ratio, seed); "tabular" tunes
-    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed).
+    train_tabular's hyperparameters (fixed: task, target_column, feature_columns, algorithm, seed, and
+    hyperparameters: a JSON object of train_tabular hyperparameters every trial uses unless it searches them).
 
     search_space is a JSON object in Katib's vocabulary (parameters, objective, algorithm, maxTrialCount,
     parallelTrialCount, maxFailedTrialCount, earlyStopping), the same as for the Katib-backed tune
     component; parallelTrialCount trials run at once as processes, and medianstop becomes median pruning
     per epoch. The other training parameters are fixed for every trial. best_parameters is a JSON object of
-    the best trial's values, keyed by parameter name; metrics holds its metrics and the trial counts;
-    trials is an HTML table of every trial.
+    the best trial's values, keyed by parameter name (tabular: with the fixed hyperparameters); metrics holds
+    its metrics and the trial counts; trials is an HTML table of every trial.
     """
+    arguments = dict(locals())  # the fixed trial settings are picked from these by name
+    from components.tune.search_space import trial_settings
     from components.tune_local.optuna_search import run_tune_local
 
-    if trainer == "tabular":
-        settings = {
-            "task": task,
-            "target_column": target_column,
-            "feature_columns": list(feature_columns),
-            "algorithm": algorithm,
-            "seed": seed,
-        }
-    else:
-        settings = {
-            "text_column": text_column,
-            "label_column": label_column,
-            "base_model": base_model,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "max_length": max_length,
-            "max_steps": max_steps,
-            "warmup_ratio": warmup_ratio,
-            "seed": seed,
-        }
+    settings = trial_settings(trainer, arguments, hyperparameters)
     logged = run_tune_local(
         search_space=search_space,
         train_path=train_data.path,

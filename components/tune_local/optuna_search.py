@@ -50,7 +50,15 @@ from components.tune.results import (
     best_trial,
     write_outputs,
 )
-from components.tune.search_space import TRAINERS, Parameter, SearchSpace, Value, check_trainer_fit, parse_search_space
+from components.tune.search_space import (
+    TRAINERS,
+    Parameter,
+    SearchSpace,
+    Value,
+    check_trainer_fit,
+    fixed_hyperparameters,
+    parse_search_space,
+)
 
 # Katib algorithm settings the local samplers honour: setting -> (sampler argument, type).
 _SAMPLER_SETTINGS: dict[str, dict[str, tuple[str, Callable[[str], Any]]]] = {
@@ -334,7 +342,7 @@ def run_tune_local(
     result = run_search(
         space, base_config, seed=seed, timeout_seconds=timeout_seconds, threads_per_trial=threads_per_trial
     )
-    return write_outputs(result, trials_html_path, best_parameters_path)
+    return write_outputs(result, trials_html_path, best_parameters_path, fixed_hyperparameters(space, settings))
 
 
 def _read_lines(number: int, stream: IO[str], events: queue.Queue[tuple[int, str | None]]) -> None:

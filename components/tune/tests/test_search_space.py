@@ -5,7 +5,14 @@ import json
 
 import pytest
 
-from components.tune.search_space import SearchSpaceError, check_trainer_settings, parse_search_space
+from components.tune.search_space import (
+    TABULAR_TRIAL_SETTINGS,
+    TEXT_TRIAL_SETTINGS,
+    SearchSpaceError,
+    check_trainer_settings,
+    parse_search_space,
+    trial_settings,
+)
 from kfp_mlops.paths import PROJECT_ROOT
 
 EXAMPLE = PROJECT_ROOT / "components" / "tune" / "example_search_space.json"
@@ -331,3 +338,31 @@ def test_trainer_settings_are_known_fields_of_the_right_type():
     assert "epochs: must be int, got 2.5" in message
     assert "dropout: not a text trainer setting" in message
     assert "seed: must be int, got True" in message
+
+
+def test_trial_settings_pick_the_trainer_s_fields_and_fixed_tabular_hyperparameters():
+    arguments = {"task": "regression", "target_column": "y", "feature_columns": ("a", "b"), "algorithm": "xgboost",
+                 "seed": 1, "text_column": "text", "epochs": 3}  # fmt: skip
+    assert trial_settings("tabular", arguments, '{"max_depth": 4, "target_transform": "log1p"}') == {
+        "task": "regression", "target_column": "y", "feature_columns": ["a", "b"], "algorithm": "xgboost", "seed": 1,
+        "max_depth": 4, "target_transform": "log1p",
+    }  # fmt: skip
+    assert trial_settings("tabular", arguments) == {
+        "task": "regression", "target_column": "y", "feature_columns": ["a", "b"], "algorithm": "xgboost", "seed": 1,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("trainer", "hyperparameters", "message"),
+    [
+        ("tabular", "{max_depth: 4}", "hyperparameters: not valid JSON"),
+        ("tabular", "[4]", "hyperparameters: must be a JSON object"),
+        ("tabular", '{"depth": 4}', "hyperparameters: depth not tabular hyperparameters"),
+        ("text", '{"learning_rate": 0.1}', "fixed hyperparameters are for the tabular trainer"),
+        ("forest", "", "trainer 'forest' is not one of"),
+    ],
+)
+def test_trial_settings_refuse_bad_fixed_hyperparameters(trainer, hyperparameters, message):
+    arguments = dict.fromkeys(TEXT_TRIAL_SETTINGS + TABULAR_TRIAL_SETTINGS, "x") | {"feature_columns": []}
+    with pytest.raises(SearchSpaceError, match=message):
+        trial_settings(trainer, arguments, hyperparameters)

@@ -11,7 +11,7 @@ from components.train_tabular import hyperparameters
 from components.train_tabular.tabular_trainer import config_arguments
 from components.tune.experiment import TrialSettings, build_experiment
 from components.tune.results import SUCCEEDED
-from components.tune.search_space import SearchSpaceError, parse_search_space
+from components.tune.search_space import SearchSpaceError, parse_search_space, trial_settings
 from components.tune_local.optuna_search import run_tune_local
 
 SPACE = {
@@ -101,7 +101,7 @@ def test_a_katib_tabular_trial_s_config_after_substitution_is_accepted_by_the_ta
         },
         "tabular",
     )
-    settings = {"task": "regression", "target_column": "progression", "algorithm": "random_forest"}
+    settings = {"task": "regression", "target_column": "progression", "algorithm": "random_forest", "max_depth": 3}
     experiment = build_experiment(space, "t", TrialSettings("gs://b/train.parquet", "gs://b/eval.parquet", settings))
     text = json.dumps(experiment["spec"]["trialTemplate"]["trialSpec"])
     for name, value in {"n_estimators": "100", "max_features": "0.5", "target_transform": "log1p"}.items():
@@ -109,9 +109,49 @@ def test_a_katib_tabular_trial_s_config_after_substitution_is_accepted_by_the_ta
     command = json.loads(text)["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command[:4] == ["python", "-m", "components.train_tabular.tabular_trainer", "--config"]
     arguments = config_arguments(command[4])
-    assert arguments["hyperparameters"] == {"n_estimators": 100, "max_features": 0.5, "target_transform": "log1p"}
+    assert arguments["hyperparameters"] == {  # the searched values and the fixed max_depth
+        "n_estimators": 100, "max_features": 0.5, "target_transform": "log1p", "max_depth": 3,
+    }  # fmt: skip
     assert (arguments["task"], arguments["algorithm"], arguments["train_path"]) == (
         "regression", "random_forest", "gs://b/train.parquet",
     )
     resolved = hyperparameters.resolve(arguments["algorithm"], arguments["task"], arguments["hyperparameters"])
     assert (resolved["n_estimators"], resolved["target_transform"]) == (100, "log1p")
+
+
+def test_fixed_hyperparameters_are_part_of_the_best_parameters(breast_cancer_splits, tmp_path):
+    """The pipeline's hyperparameters stay fixed while others are searched (each trial's config holds them, as
+    the Katib test above shows for that backend), and train_tabular, which trains with best_parameters alone,
+    gets them too."""
+    space = {**SPACE, "parameters": SPACE["parameters"][1:], "maxTrialCount": 2}  # n_estimators only
+    fixed = '{"max_depth": 1, "max_features": "log2"}'
+    html, best = tmp_path / "trials.html", tmp_path / "best_parameters"
+    run_tune_local(
+        search_space=json.dumps(space),
+        train_path=str(breast_cancer_splits[0]),
+        eval_path=str(breast_cancer_splits[1]),
+        settings=trial_settings("tabular", SETTINGS, fixed),
+        trials_html_path=str(html),
+        best_parameters_path=str(best),
+        seed=0,
+        timeout_seconds=600,
+        threads_per_trial=1,
+        trainer="tabular",
+    )
+    assert json.loads(best.read_text()) == {"max_depth": 1, "max_features": "log2", "n_estimators": 30}
+
+
+def test_fixed_hyperparameters_the_trainer_would_refuse_fail_before_any_trial(breast_cancer_splits, tmp_path):
+    with pytest.raises(SearchSpaceError, match=r"fixed hyperparameters \{'max_features': 'most'\}"):
+        run_tune_local(
+            search_space=json.dumps(SPACE),
+            train_path=str(breast_cancer_splits[0]),
+            eval_path=str(breast_cancer_splits[1]),
+            settings=trial_settings("tabular", SETTINGS, '{"max_features": "most"}'),
+            trials_html_path=str(tmp_path / "trials.html"),
+            best_parameters_path=str(tmp_path / "best"),
+            seed=0,
+            timeout_seconds=60,
+            trainer="tabular",
+        )
+    assert not (tmp_path / "best").exists()
