@@ -41,20 +41,25 @@ def breast_cancer_splits(tmp_path_factory):
     return paths
 
 
-def test_a_grid_over_the_forest_runs_the_tabular_trainer_for_every_trial(breast_cancer_splits, tmp_path, capfd):
-    html, best = tmp_path / "trials.html", tmp_path / "best_parameters"
-    logged = run_tune_local(
-        search_space=json.dumps(SPACE),
-        train_path=str(breast_cancer_splits[0]),
-        eval_path=str(breast_cancer_splits[1]),
-        settings=SETTINGS,
-        trials_html_path=str(html),
-        best_parameters_path=str(best),
+def tune_tabular(splits, out, settings, space=SPACE) -> dict[str, float]:
+    """run_tune_local on the breast cancer splits; trials.html and best_parameters go to ``out``."""
+    return run_tune_local(
+        search_space=json.dumps(space),
+        train_path=str(splits[0]),
+        eval_path=str(splits[1]),
+        settings=settings,
+        trials_html_path=str(out / "trials.html"),
+        best_parameters_path=str(out / "best_parameters"),
         seed=0,
         timeout_seconds=600,
         threads_per_trial=1,
         trainer="tabular",
     )
+
+
+def test_a_grid_over_the_forest_runs_the_tabular_trainer_for_every_trial(breast_cancer_splits, tmp_path, capfd):
+    html, best = tmp_path / "trials.html", tmp_path / "best_parameters"
+    logged = tune_tabular(breast_cancer_splits, tmp_path, SETTINGS)
     assert logged["trials_succeeded"] == 4 and logged["trials_failed"] == 0
     # Two stumps cannot match thirty depth-4 trees on this data (macro F1 ~0.9 against ~0.95).
     assert json.loads(best.read_text()) == {"max_depth": 4, "n_estimators": 30}
@@ -70,18 +75,8 @@ def test_a_grid_over_the_forest_runs_the_tabular_trainer_for_every_trial(breast_
 
 def test_a_failing_tabular_setting_is_refused_before_any_trial(breast_cancer_splits, tmp_path):
     with pytest.raises(SearchSpaceError, match=r"parameters\[0\] \(max_depth\).*'linear'"):
-        run_tune_local(
-            search_space=json.dumps(SPACE),
-            train_path=str(breast_cancer_splits[0]),
-            eval_path=str(breast_cancer_splits[1]),
-            settings={**SETTINGS, "algorithm": "linear"},
-            trials_html_path=str(tmp_path / "trials.html"),
-            best_parameters_path=str(tmp_path / "best"),
-            seed=0,
-            timeout_seconds=60,
-            trainer="tabular",
-        )
-    assert not (tmp_path / "best").exists()
+        tune_tabular(breast_cancer_splits, tmp_path, {**SETTINGS, "algorithm": "linear"})
+    assert not (tmp_path / "best_parameters").exists()
 
 
 def test_a_katib_tabular_trial_s_config_after_substitution_is_accepted_by_the_tabular_trainer():
@@ -125,33 +120,11 @@ def test_fixed_hyperparameters_are_part_of_the_best_parameters(breast_cancer_spl
     gets them too."""
     space = {**SPACE, "parameters": SPACE["parameters"][1:], "maxTrialCount": 2}  # n_estimators only
     fixed = '{"max_depth": 1, "max_features": "log2"}'
-    html, best = tmp_path / "trials.html", tmp_path / "best_parameters"
-    run_tune_local(
-        search_space=json.dumps(space),
-        train_path=str(breast_cancer_splits[0]),
-        eval_path=str(breast_cancer_splits[1]),
-        settings=trial_settings("tabular", SETTINGS, fixed),
-        trials_html_path=str(html),
-        best_parameters_path=str(best),
-        seed=0,
-        timeout_seconds=600,
-        threads_per_trial=1,
-        trainer="tabular",
-    )
-    assert json.loads(best.read_text()) == {"max_depth": 1, "max_features": "log2", "n_estimators": 30}
+    tune_tabular(breast_cancer_splits, tmp_path, trial_settings("tabular", SETTINGS, fixed), space)
+    assert json.loads((tmp_path / "best_parameters").read_text()) == {"max_depth": 1, "max_features": "log2", "n_estimators": 30}
 
 
 def test_fixed_hyperparameters_the_trainer_would_refuse_fail_before_any_trial(breast_cancer_splits, tmp_path):
     with pytest.raises(SearchSpaceError, match=r"fixed hyperparameters \{'max_features': 'most'\}"):
-        run_tune_local(
-            search_space=json.dumps(SPACE),
-            train_path=str(breast_cancer_splits[0]),
-            eval_path=str(breast_cancer_splits[1]),
-            settings=trial_settings("tabular", SETTINGS, '{"max_features": "most"}'),
-            trials_html_path=str(tmp_path / "trials.html"),
-            best_parameters_path=str(tmp_path / "best"),
-            seed=0,
-            timeout_seconds=60,
-            trainer="tabular",
-        )
-    assert not (tmp_path / "best").exists()
+        tune_tabular(breast_cancer_splits, tmp_path, trial_settings("tabular", SETTINGS, '{"max_features": "most"}'))
+    assert not (tmp_path / "best_parameters").exists()
