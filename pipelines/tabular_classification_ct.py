@@ -1,6 +1,7 @@
-"""Continuous training for tabular classification (task priority): drift check of the latest window of traffic against
-the served model's training data (by default the registry champion's) → if drift: retrain on fresh records (ingest
-→ validate → features → tabular_train_release: train → register → evaluate → gate against the champion → deploy).
+"""Continuous training for tabular classification (task priority): drift check of the latest window of traffic
+against the served model's training data (by default the registry champion's) → if drift: retrain on fresh
+records (ingest → validate → features → tabular_train_release: train → register → evaluate → gate against the
+champion → deploy).
 
 Meant for a recurring run (``kfp-mlops schedule tabular_classification_ct --cron ...``); ``kfp-mlops run
 tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/text_classification_ct.py's.
@@ -12,6 +13,7 @@ from components.fit_drift_detector.component import fit_drift_detector
 from components.validate.component import validate
 from pipelines.tabular_classification import ingest_task_records, tabular_train_release, task_feature_sets
 from pipelines.text_classification_ct import PREDICTION_COLUMN, drift_then_compare, served_training_data
+
 
 def drift_check(
     reference_data: str,
@@ -114,7 +116,8 @@ def tabular_classification_ct(
     reference_data: the served model's training data (Parquet, a local path or gs:// URI; e.g. the training-set
     task's output of the run that trained it); empty (the default): the task records the registry recorded as
     model_name's champion's training data (tracking_uri; they hold every watched column and the target), so a
-    schedule follows each promotion. The drift_* columns are watched; labels are compared with the logged predictions.
+    schedule follows each promotion. The drift_* columns are watched; labels are compared with the logged
+    predictions.
     source: the fresh records to retrain on; the parameters after target_column are tabular_classification's.
     Retraining follows the alibi-detect verdict; TFDV's is reported beside it."""
     checked = drift_check(
