@@ -40,12 +40,29 @@ def one_line_search_space(file_name: str) -> str:
 DEFAULT_SEARCH_SPACE = one_line_search_space("example_tabular_search_space.json")
 
 
-def task_feature_sets(
-    data: dsl.PipelineTask, validated: dsl.PipelineTask, time_column: str, feature_sources: str, feature_state: str
-) -> dict[str, pipeline_channel.PipelineChannel]:
-    """Feature steps on ingest's splits, once they are validated: task_stats writes the views' sources and keyed
-    entity rows, feature_apply registers the views, feature_materialize loads the online store (for serving), and
-    training_set joins the history point-in-time onto each split. Returns train/eval/test training sets."""
+def task_training_sets(
+    source: str, target_column: str, id_column: str, time_column: str, eval_fraction: float, test_fraction: float,
+    schema_file: str, fail_on_anomalies: bool, feature_sources: str, feature_state: str,
+) -> tuple[dsl.PipelineTask, dict[str, pipeline_channel.PipelineChannel]]:
+    """Task records split by submit time (train on the past, evaluate and test on what came after), validated
+    by TFDV, then the feature steps: task_stats writes the views' sources and keyed entity rows, feature_apply
+    registers the views, feature_materialize loads the online store (for serving), and training_set joins the
+    history point-in-time onto each split. Returns the ingest task and the train/eval/test training sets."""
+    data = ingest(
+        source=source,
+        label_column=target_column,
+        id_column=id_column,
+        split_by="time",
+        timestamp_column=time_column,
+        eval_fraction=eval_fraction,
+        test_fraction=test_fraction,
+    )
+    validated = validate(
+        train_data=data.outputs["train_data"],
+        eval_data=data.outputs["eval_data"],
+        schema_file=schema_file,
+        fail_on_anomalies=fail_on_anomalies,
+    )
     stats = task_stats(
         train_data=data.outputs["train_data"],
         eval_data=data.outputs["eval_data"],
@@ -63,7 +80,7 @@ def task_feature_sets(
         feature_views=HISTORY_VIEWS,
         state_dir=feature_state,
     ).after(applied).set_caching_options(False)
-    return {
+    return data, {
         split: training_set(
             entities=stats.outputs[f"{split}_entities"],
             features=[FEATURE_SERVICE],
@@ -75,21 +92,6 @@ def task_feature_sets(
         .outputs["training_data"]
         for split in ("train", "eval", "test")
     }
-
-
-def ingest_task_records(
-    source: str, target_column: str, id_column: str, time_column: str, eval_fraction: float, test_fraction: float
-) -> dsl.PipelineTask:
-    """Task records split by submit time: train on the past, evaluate and test on what came after."""
-    return ingest(
-        source=source,
-        label_column=target_column,
-        id_column=id_column,
-        split_by="time",
-        timestamp_column=time_column,
-        eval_fraction=eval_fraction,
-        test_fraction=test_fraction,
-    )
 
 
 @dsl.pipeline(
@@ -230,14 +232,10 @@ def tabular_classification(
     drift_*_columns: the columns the drift detector watches (numeric ones must have no nulls).
     model_name, tracking_uri, champion_model, thresholds, deploy_target: as in text_classification; smoke_input is
     one V1 instance: a JSON object with every feature."""
-    data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)
-    checked = validate(
-        train_data=data.outputs["train_data"],
-        eval_data=data.outputs["eval_data"],
-        schema_file=schema_file,
-        fail_on_anomalies=fail_on_anomalies,
-    )
-    features = task_feature_sets(data, checked, time_column, feature_sources, feature_state)
+    data, features = task_training_sets(
+        source, target_column, id_column, time_column, eval_fraction, test_fraction, schema_file, fail_on_anomalies,
+        feature_sources, feature_state,
+    )  # fmt: skip
     fit_drift_detector(
         reference=features["train"],
         numeric_columns=drift_numeric_columns,

@@ -10,8 +10,7 @@ tabular_classification_ct --local`` runs one cycle. The pattern is pipelines/tex
 from kfp import dsl
 
 from components.fit_drift_detector.component import fit_drift_detector
-from components.validate.component import validate
-from pipelines.tabular_classification import ingest_task_records, tabular_train_release, task_feature_sets
+from pipelines.tabular_classification import tabular_train_release, task_training_sets
 from pipelines.text_classification_ct import PREDICTION_COLUMN, drift_then_compare, served_training_data
 
 
@@ -126,14 +125,10 @@ def tabular_classification_ct(
         drift_categorical_columns, target_column, seed,
     )  # fmt: skip
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)
-        data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)
-        validated = validate(
-            train_data=data.outputs["train_data"],
-            eval_data=data.outputs["eval_data"],
-            schema_file=schema_file,
-            fail_on_anomalies=fail_on_anomalies,
-        )
-        features = task_feature_sets(data, validated, time_column, feature_sources, feature_state)
+        data, features = task_training_sets(
+            source, target_column, id_column, time_column, eval_fraction, test_fraction, schema_file,
+            fail_on_anomalies, feature_sources, feature_state,
+        )  # fmt: skip
         tabular_train_release(
             train_data=features["train"],
             eval_data=features["eval"],

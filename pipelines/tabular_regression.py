@@ -6,13 +6,7 @@ training set. The steps are those of pipelines/tabular_classification.py."""
 from kfp import dsl
 
 from components.fit_drift_detector.component import fit_drift_detector
-from components.validate.component import validate
-from pipelines.tabular_classification import (
-    ingest_task_records,
-    one_line_search_space,
-    task_feature_sets,
-    tuned_train_release,
-)
+from pipelines.tabular_classification import one_line_search_space, task_training_sets, tuned_train_release
 
 DEFAULT_SEARCH_SPACE = one_line_search_space("example_tabular_regression_search_space.json")
 
@@ -55,14 +49,10 @@ def tabular_regression(
     log1p target (durations are log-normal) and shallower trees; thresholds are the gate's absolute bars, e.g.
     {"r2": ">=0.3", "rmse": "<=900"} (the challenger must also not lose on RMSE, MAE or R² against the champion);
     the default search_space minimises eval_rmse and tunes target_transform too."""
-    data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)
-    checked = validate(
-        train_data=data.outputs["train_data"],
-        eval_data=data.outputs["eval_data"],
-        schema_file=schema_file,
-        fail_on_anomalies=fail_on_anomalies,
-    )
-    features = task_feature_sets(data, checked, time_column, feature_sources, feature_state)
+    data, features = task_training_sets(
+        source, target_column, id_column, time_column, eval_fraction, test_fraction, schema_file, fail_on_anomalies,
+        feature_sources, feature_state,
+    )  # fmt: skip
     fit_drift_detector(
         reference=features["train"],
         numeric_columns=drift_numeric_columns,

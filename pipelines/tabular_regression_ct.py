@@ -5,8 +5,7 @@ predictions are numbers, so only the features are tested for drift."""
 
 from kfp import dsl
 
-from components.validate.component import validate
-from pipelines.tabular_classification import ingest_task_records, tabular_train_release, task_feature_sets
+from pipelines.tabular_classification import tabular_train_release, task_training_sets
 from pipelines.tabular_classification_ct import drift_check
 
 
@@ -60,14 +59,10 @@ def tabular_regression_ct(
         drift_categorical_columns, "", seed,
     )  # fmt: skip
     with dsl.If(checked.outputs["Output"] == True, name="drifted"):  # noqa: E712 (KFP builds the condition from ==)
-        data = ingest_task_records(source, target_column, id_column, time_column, eval_fraction, test_fraction)
-        validated = validate(
-            train_data=data.outputs["train_data"],
-            eval_data=data.outputs["eval_data"],
-            schema_file=schema_file,
-            fail_on_anomalies=fail_on_anomalies,
-        )
-        features = task_feature_sets(data, validated, time_column, feature_sources, feature_state)
+        data, features = task_training_sets(
+            source, target_column, id_column, time_column, eval_fraction, test_fraction, schema_file,
+            fail_on_anomalies, feature_sources, feature_state,
+        )  # fmt: skip
         tabular_train_release(
             train_data=features["train"],
             eval_data=features["eval"],
